@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test setup controls bench clean
+
+$(BIN)/ops: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(BIN)/ops
+
+setup: $(BIN)/ops
+
+## Start Postgres (embedded), chDB, migrations, demo data, the Dagster UI and daemon on 127.0.0.1:3000.
+run: setup
+	$(BIN)/ops up
+
+## Set up and run the whole test suite (what CI runs).
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/stats_cache.py
+
+clean:
+	rm -rf $(VENV) .ops

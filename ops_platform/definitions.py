@@ -1,0 +1,22 @@
+"""The code location: every asset, job, schedule and sensor of ops_platform."""
+
+import dagster as dg
+
+from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.warehouse import WAREHOUSE_ASSETS, WAREHOUSE_CHECKS
+from ops_platform.jobs.notify import notify_job
+from ops_platform.jobs.stalled_builds import stalled_builds_job
+from ops_platform.resources import build_resources
+from ops_platform.schedules import JOBS, SCHEDULES
+from ops_platform.sensors.audit import AUDIT_SENSORS
+from ops_platform.sensors.health import health_monitor
+from ops_platform.sensors.stalled_builds import stalled_builds_sensor
+
+defs = dg.Definitions(
+    assets=[agent_stats_cache, *WAREHOUSE_ASSETS],
+    asset_checks=WAREHOUSE_CHECKS,
+    jobs=[*JOBS, stalled_builds_job, notify_job],
+    schedules=SCHEDULES,
+    sensors=[stalled_builds_sensor, health_monitor, *AUDIT_SENSORS],
+    resources=build_resources(),
+)

@@ -1,0 +1,23 @@
+"""Dead letters: work that exhausted its retries, kept with its error until someone resolves it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+
+def dead_letter(
+    conn: Connection, *, source: str, dedup_key: str, error: str, attempts: int, payload: dict[str, Any] | None = None
+) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO dead_letters (source, dedup_key, payload, error, attempts)"
+            " VALUES (:source, :key, CAST(:payload AS jsonb), :error, :attempts)"
+            " ON CONFLICT (dedup_key) DO UPDATE SET error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
+            " resolved_at = NULL"
+        ),
+        {"source": source, "key": dedup_key, "payload": json.dumps(payload or {}, default=str),
+         "error": error[:4000], "attempts": attempts},
+    )

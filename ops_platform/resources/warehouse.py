@@ -1,0 +1,79 @@
+"""The analytics warehouse: ClickHouse over HTTP, or chDB in process, through one clickhouse-connect client.
+
+An on-disk chDB directory is usable by one process at a time. Dagster runs each step in its own
+process, so in embedded mode a step opens the client late, closes it early, and waits (with
+backoff and jitter) while another process holds the directory. Steps that touch the warehouse also
+sit in the `warehouse` concurrency pool, limited to 1 in dagster.yaml, so they rarely wait at all.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import clickhouse_connect
+import dagster as dg
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ProgrammingError
+from pydantic import Field
+
+WAREHOUSE_POOL = "warehouse"
+_LOCKED = "Unable to open the chdb engine"
+_databases_made: set[tuple[str, str]] = set()
+
+
+class WarehouseBusy(TimeoutError):
+    """Another process kept the embedded warehouse directory for longer than we were willing to wait."""
+
+
+def open_client(url: str, database: str | None = None, wait_seconds: float = 300.0) -> Client:
+    """A client for `url`; for chDB, wait while another process holds the directory."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            return clickhouse_connect.get_client(dsn=url, database=database)
+        except ProgrammingError as err:
+            if _LOCKED not in str(err):
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(
+                    f"the embedded warehouse directory stayed locked by another process for {wait_seconds:.0f}s"
+                ) from None
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 1.0)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """ClickHouse (`http(s)://…`) or chDB (`chdb:///dir`). The URL comes from the environment (EnvVar)."""
+
+    url: str = Field(description="ClickHouse DSN: http(s)://user:password@host:8123 or chdb:///absolute/dir")
+    database: str = Field(default="ops", description="ClickHouse database holding the platform's tables.")
+    lock_wait_seconds: float = Field(default=300.0, description="How long to wait for chDB's directory lock.")
+
+    @property
+    def embedded(self) -> bool:
+        return self.url.startswith("chdb:")
+
+    @contextmanager
+    def client(self) -> Iterator[Client]:
+        """Open late, close early: hold the warehouse only for the block."""
+        self._ensure_database()
+        client = open_client(self.url, self.database, self.lock_wait_seconds)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def _ensure_database(self) -> None:
+        key = (self.url, self.database)
+        if key in _databases_made:
+            return
+        client = open_client(self.url, None, self.lock_wait_seconds)
+        try:
+            client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        finally:
+            client.close()
+        _databases_made.add(key)

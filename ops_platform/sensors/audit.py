@@ -1,0 +1,68 @@
+"""The audit trail of every run, written by run-status sensors rather than by each job.
+
+A failed run that Dagster will not retry (op retries exhausted, or run retries used up) is also
+dead-lettered, so exhausted work is listed in one table whatever job it was.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ops_platform.framework.audit import record
+from ops_platform.framework.dead_letters import dead_letter
+from ops_platform.resources.postgres import PostgresResource
+
+_SUMMARY_EVENTS = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_OUTPUT)
+
+
+def run_summary(instance: dg.DagsterInstance, run_id: str) -> dict:
+    """The metadata runs report (counts, cutoffs, windows), keyed by asset or step."""
+    summary: dict[str, dict] = {}
+    for event_type in _SUMMARY_EVENTS:
+        for rec in instance.get_records_for_run(run_id, of_type=event_type).records:
+            event = rec.event_log_entry.dagster_event
+            if event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                name, metadata = event.asset_key.to_user_string(), event.materialization.metadata
+            else:
+                name, metadata = event.step_key, event.step_output_data.metadata
+            if metadata:
+                summary[name] = {k: v.value for k, v in metadata.items()}
+    return summary
+
+
+def record_outcome(context: dg.RunStatusSensorContext, postgres: PostgresResource, success: bool,
+                   error: str | None = None) -> None:
+    run = context.dagster_run
+    stats = context.instance.get_run_stats(run.run_id)
+    duration_ms = int((stats.end_time - stats.start_time) * 1000) if stats.start_time and stats.end_time else None
+    with postgres.begin() as conn:
+        record(conn, action=run.job_name, action_type="run", run_id=run.run_id, success=success, error=error,
+               duration_ms=duration_ms, output=run_summary(context.instance, run.run_id))
+        if not success and run.tags.get("dagster/will_retry") != "true":
+            dead_letter(conn, source=run.job_name, dedup_key=f"run:{run.run_id}", error=error or "failed",
+                        attempts=int(run.tags.get("dagster/retry_number", 0)) + 1,
+                        payload={"run_id": run.run_id, "partition": run.tags.get("dagster/partition")})
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="audit_run_success",
+                      default_status=dg.DefaultSensorStatus.RUNNING, description="Audits every successful run.")
+def audit_run_success(context: dg.RunStatusSensorContext, postgres: PostgresResource) -> None:
+    record_outcome(context, postgres, success=True)
+
+
+@dg.run_failure_sensor(name="audit_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Audits every failed run and dead-letters the ones that will not be retried.")
+def audit_run_failure(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
+    step_errors = [e.step_failure_data.error.message.strip() for e in context.get_step_failure_events()
+                   if e.step_failure_data.error]
+    message = "; ".join(step_errors) or (context.failure_event.message or "run failed")
+    record_outcome(context, postgres, success=False, error=message[:4000])
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED, name="audit_run_canceled",
+                      default_status=dg.DefaultSensorStatus.RUNNING, description="Audits every canceled run.")
+def audit_run_canceled(context: dg.RunStatusSensorContext, postgres: PostgresResource) -> None:
+    record_outcome(context, postgres, success=False, error="canceled")
+
+
+AUDIT_SENSORS = [audit_run_success, audit_run_failure, audit_run_canceled]

@@ -1,0 +1,67 @@
+"""Health monitor (seed 003, every 5 minutes): runs even when jobs are disabled, alerts at most hourly.
+
+It checks the database (reachable, answer time), the disk under the data directory and the
+dead-letter table, reports the switches, and launches one alert run per hour when unhealthy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+from sqlalchemy import text
+
+from ops_platform.framework.controls import read_controls
+from ops_platform.jobs.notify import notify_job, notify_request
+from ops_platform.notifications import Notification, Severity
+from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
+from ops_platform.settings import ops_home
+
+DB_SLOW_MS = 1000
+DISK_ALERT_PERCENT = 90
+
+
+def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_ALERT_PERCENT) -> tuple[list[str], dict]:
+    """(problems, report). An empty problem list means healthy."""
+    problems, report = [], {}
+    started = time.perf_counter()
+    try:
+        with postgres.begin() as conn:
+            conn.execute(text("SELECT 1"))
+            controls = read_controls(conn)
+            open_letters = conn.execute(text("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")).scalar_one()
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        report |= {"db_latency_ms": latency_ms, "kill_switch": controls.kill_switch,
+                   "jobs_enabled": controls.jobs_enabled, "open_dead_letters": open_letters}
+        if latency_ms > DB_SLOW_MS:
+            problems.append(f"database answered in {latency_ms} ms (> {DB_SLOW_MS} ms)")
+        if open_letters:
+            problems.append(f"{open_letters} unresolved dead letters")
+    except DatabaseUnavailable as err:
+        problems.append(str(err))
+    home = ops_home()
+    usage = shutil.disk_usage(home if home.exists() else home.parent)
+    used = round(100 * usage.used / usage.total, 1)
+    report["disk_used_percent"] = used
+    if used >= disk_alert_percent:
+        problems.append(f"disk {used}% used (alert at {disk_alert_percent}%)")
+    return problems, report
+
+
+@dg.sensor(job=notify_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Health monitor: database, disk, dead letters; ignores jobs_enabled; alerts at most hourly.")
+def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+    problems, report = check_health(postgres)
+    if not problems:
+        return dg.SensorResult(skip_reason=dg.SkipReason(f"healthy: {report}"))
+    if "db_latency_ms" not in report:
+        # Nothing can be recorded or sent through a database we cannot reach: say it in the tick.
+        context.log.error("; ".join(problems))
+        return dg.SensorResult(skip_reason=dg.SkipReason("UNHEALTHY: " + "; ".join(problems)))
+    hour = datetime.now(UTC).strftime("%Y-%m-%dT%H")
+    alert = Notification(type="health_alert", severity=Severity.WARN, title="System Health Degraded",
+                         body="\n".join(problems + [f"{k}: {v}" for k, v in report.items()]),
+                         dedup_key=f"health_alert:{hour}")
+    return dg.SensorResult(run_requests=[notify_request(f"health_alert:{hour}", [alert])])

@@ -1,0 +1,36 @@
+"""Every 10 minutes: builds running for 30+ minutes become one run that fails and notifies them.
+
+The run_key is made from the build ids, so two ticks that see the same stalled builds (the run
+has not finished yet) launch one run; the job is idempotent for builds that appear again.
+"""
+
+import hashlib
+
+import dagster as dg
+
+from ops_platform.framework.controls import WRITE_JOB
+from ops_platform.framework.guard import tick_gate
+from ops_platform.jobs.stalled_builds import FIND_STALLED_SQL, STALL_MINUTES, stalled_builds_job
+from ops_platform.resources.postgres import PostgresResource
+
+
+@dg.sensor(job=stalled_builds_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Seed 002 checkStalledBuilds (*/10): running builds started more than 30 minutes ago.")
+def stalled_builds_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+    skip = tick_gate(postgres, "stalled_builds_sensor", WRITE_JOB)
+    if skip:
+        return dg.SensorResult(skip_reason=skip)
+    with postgres.begin() as conn:
+        ids = [row.id for row in conn.execute(FIND_STALLED_SQL, {"minutes": STALL_MINUTES})]
+    if not ids:
+        return dg.SensorResult(skip_reason=dg.SkipReason("no stalled builds"))
+    digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"stalled_builds:{digest}",
+                run_config={"ops": {"fail_stalled_builds": {"config": {"build_ids": ids}}}},
+                tags={"ops/stalled_builds": str(len(ids))},
+            )
+        ]
+    )

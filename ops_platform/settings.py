@@ -1,0 +1,73 @@
+"""Where the platform finds its servers, and how the environment may override schedules.
+
+Every setting is an environment variable so that the webserver, the daemon, the run workers
+and the CLI (separate processes) agree without passing files around.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from croniter import croniter
+
+# The production knobs.
+DATABASE_URL_VAR = "OPS_DATABASE_URL"  # postgresql://user:pass@host:5432/ops
+WAREHOUSE_URL_VAR = "OPS_WAREHOUSE_URL"  # http(s)://user:pass@host:8123/ or chdb:///abs/dir
+WAREHOUSE_DB_VAR = "OPS_WAREHOUSE_DATABASE"  # ClickHouse database, default "ops"
+DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"  # Dagster's own storage (dagster.yaml reads it)
+HOME_VAR = "OPS_HOME"  # data directory of the embedded defaults
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is wrong. The message says which one and what a right value looks like."""
+
+
+def ops_home() -> Path:
+    return Path(os.environ.get(HOME_VAR) or PROJECT_ROOT / ".ops").resolve()
+
+
+def database_url() -> str:
+    url = os.environ.get(DATABASE_URL_VAR)
+    if not url:
+        raise ConfigError(
+            f"{DATABASE_URL_VAR} is not set. `make run` (ops up) sets it for the embedded Postgres; "
+            "for a server, export it, e.g. postgresql://user:password@host:5432/ops"
+        )
+    return url
+
+
+def warehouse_database() -> str:
+    return os.environ.get(WAREHOUSE_DB_VAR, "ops")
+
+
+def cron_from_env(var: str | None, default: str) -> str:
+    """The cron string for a schedule: `var` from the environment when set, else `default`.
+
+    Validated when the code location loads, so a typo stops the load with a message naming the
+    variable instead of a schedule that silently never fires.
+    """
+    value = os.environ.get(var, "").strip() if var else ""
+    if not value:
+        return default
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ConfigError(
+            f"{var}={value!r} is not a valid cron expression; expected five fields "
+            f"(minute hour day-of-month month day-of-week), e.g. {default!r}"
+        )
+    return value
+
+
+def redact_url(url: str) -> str:
+    """host:port/db of a URL, without user or password, for messages and metadata."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        u = make_url(url)
+    except Exception:  # not a URL at all: say nothing about its content
+        return "<unparseable URL>"
+    where = u.host or (u.query.get("host") if u.query else None) or "localhost"
+    port = f":{u.port}" if u.port else ""
+    return f"{where}{port}/{u.database or ''}"

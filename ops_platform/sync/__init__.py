@@ -1,0 +1,1 @@
+"""Postgres → ClickHouse: incremental on a commit-safe updated_at watermark, partition-exact backfills."""
