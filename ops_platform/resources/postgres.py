@@ -39,7 +39,7 @@ def reachable(url: str) -> Iterator[None]:
         yield
     except OperationalError as err:
         if err.connection_invalidated or "connection" in str(err.orig).lower():
-            reason = str(err.orig).strip().splitlines()[-1] if err.orig else "unreachable"
+            reason = str(err.orig).strip().splitlines()[0] if err.orig else "unreachable"
             raise DatabaseUnavailable(
                 f"cannot reach the operational database at {redact_url(url)}: {reason}. "
                 "Check OPS_DATABASE_URL, or start the embedded defaults with `make run`."

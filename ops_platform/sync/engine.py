@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
+from psycopg import ClientCursor
 from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
@@ -107,7 +108,7 @@ def _copy_into(ch: Client, target: str, table: SyncedTable, postgres: PostgresRe
     rows = 0
     with postgres.raw() as conn:
         conn.execute("SET TIME ZONE 'UTC'")
-        with conn.cursor() as cur:
+        with ClientCursor(conn) as cur:
             copy_sql = cur.mogrify(query, params)
             with cur.copy(f"COPY ({copy_sql}) TO STDOUT") as copy:
                 for chunk, count in _chunks(copy):

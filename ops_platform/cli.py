@@ -1,0 +1,173 @@
+"""`ops`: start the platform, migrate, load demo data, flip the controls.
+
+    ops up [--host 127.0.0.1] [--port 3000] [--demo-scale 100000]
+    ops migrate
+    ops demo [--scale N]
+    ops controls show | kill-switch on|off | jobs on|off | comms on|off | writes on|off
+    ops controls quiet-hours 22:00 07:00 [America/Chicago] | quiet-hours off
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import signal
+import subprocess
+import sys
+from datetime import time
+
+from sqlalchemy import text
+
+from ops_platform import runtime as rt
+from ops_platform.framework.controls import read_controls, set_controls
+from ops_platform.resources.postgres import DatabaseUnavailable
+from ops_platform.resources.warehouse import WarehouseBusy
+from ops_platform.schema.migrate import MigrationError, migrate_postgres, migrate_warehouse
+from ops_platform.settings import PROJECT_ROOT, ConfigError
+
+SWITCHES = {"kill-switch": "kill_switch", "jobs": "jobs_enabled", "comms": "comms_enabled", "writes": "write_enabled"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, DatabaseUnavailable, MigrationError, WarehouseBusy, ValueError) as err:
+        print(f"ops: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ops", description="ops_platform command line")
+    sub = parser.add_subparsers(required=True)
+
+    up = sub.add_parser("up", help="start Postgres, chDB, the Dagster UI and daemon (Ctrl-C stops all)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--demo-scale", type=int, default=100_000, help="tasks in the demo data (first start only)")
+    up.set_defaults(handler=_up)
+
+    sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(handler=_migrate)
+
+    demo = sub.add_parser("demo", help="replace the demo data")
+    demo.add_argument("--scale", type=int, default=100_000)
+    demo.set_defaults(handler=_demo)
+
+    controls = sub.add_parser("controls", help="show or change the controls")
+    controls.add_argument("what", choices=["show", *SWITCHES, "quiet-hours"])
+    controls.add_argument("values", nargs="*")
+    controls.set_defaults(handler=_controls)
+    return parser
+
+
+def _up(args) -> int:
+    runtime = rt.start()
+    runtime.started_postgres = runtime.embedded is not None  # `up` owns the embedded server, even a leftover one
+    try:
+        _prepare(runtime, args.demo_scale)
+        for note in runtime.notes:
+            print(f"ops: {note}")
+        print(f"ops: Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops everything)", flush=True)
+        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                   "-h", args.host, "-p", str(args.port)]
+        child = subprocess.Popen(command, cwd=runtime.env["DAGSTER_HOME"])
+        signal.signal(signal.SIGTERM, _interrupt)  # a process manager's stop means Ctrl-C
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            return _stop_child(child)
+    finally:
+        runtime.stop()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_child(child: subprocess.Popen) -> int:
+    """Ctrl-C in a terminal reaches `dagster dev` too; a signal sent to `ops` alone is passed on."""
+    for sig, grace in ((None, 5), (signal.SIGINT, 30), (signal.SIGTERM, 10)):
+        if sig is not None:
+            child.send_signal(sig)
+        try:
+            return child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+    child.kill()
+    return child.wait()
+
+
+def _prepare(runtime: rt.Runtime, demo_scale: int) -> None:
+    applied = migrate_postgres(runtime.postgres) + migrate_warehouse(runtime.warehouse)
+    print(f"ops: migrations applied: {', '.join(applied) or 'none pending'}")
+    with runtime.postgres.begin() as conn:
+        empty = conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM agents)")).scalar_one()
+    if empty:
+        from ops_platform.demo.generate import generate
+
+        counts = generate(runtime.postgres, scale=demo_scale)
+        print(f"ops: demo data loaded: {counts}")
+    else:
+        print("ops: existing data kept")
+
+
+def _migrate(args) -> int:
+    runtime = rt.start()
+    try:
+        applied = migrate_postgres(runtime.postgres) + migrate_warehouse(runtime.warehouse)
+        print(f"applied: {', '.join(applied) or 'none pending'}")
+        return 0
+    finally:
+        runtime.stop()
+
+
+def _demo(args) -> int:
+    from ops_platform.demo.generate import generate
+
+    runtime = rt.start()
+    try:
+        migrate_postgres(runtime.postgres)
+        print(generate(runtime.postgres, scale=args.scale))
+        return 0
+    finally:
+        runtime.stop()
+
+
+def _controls(args) -> int:
+    changes = _control_changes(args.what, args.values)
+    runtime = rt.start()
+    try:
+        migrate_postgres(runtime.postgres)
+        with runtime.postgres.begin() as conn:
+            controls = set_controls(conn, f"cli:{getpass.getuser()}", **changes) if changes else read_controls(conn)
+        for name, value in vars(controls).items():
+            print(f"{name:18} {value}")
+        return 0
+    finally:
+        runtime.stop()
+
+
+def _control_changes(what: str, values: list[str]) -> dict:
+    if what == "show":
+        return {}
+    if what == "quiet-hours":
+        if values == ["off"]:
+            return {"quiet_hours_start": None, "quiet_hours_end": None}
+        if len(values) not in (2, 3):
+            raise ValueError("usage: ops controls quiet-hours START END [TIME_ZONE] | off  (e.g. 22:00 07:00 America/Chicago)")
+        changes = {"quiet_hours_start": _clock(values[0]), "quiet_hours_end": _clock(values[1])}
+        return changes | ({"quiet_hours_tz": values[2]} if len(values) == 3 else {})
+    if values not in (["on"], ["off"]):
+        raise ValueError(f"usage: ops controls {what} on|off")
+    return {SWITCHES[what]: values[0] == "on"}
+
+
+def _clock(value: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"quiet-hours: {value!r} is not a time of day (HH:MM, 00:00 to 23:59)") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
