@@ -34,8 +34,9 @@ def guard_run(context: dg.OpExecutionContext | dg.AssetExecutionContext, postgre
         reason = controls.blocked_by(gates)
         if reason is None:
             return
-        record(conn, action=context.job_name, action_type="refusal", success=False, run_id=context.run_id, error=reason)
+        record(conn, action=context.run.job_name, action_type="refusal", success=False, run_id=context.run.run_id,
+               error=reason)
     raise dg.Failure(
-        description=f"Refused to run {context.job_name}: {reason}. To allow it: {controls.how_to_fix(reason)}.",
+        description=f"Refused to run {context.run.job_name}: {reason}. To allow it: {controls.how_to_fix(reason)}.",
         allow_retries=False,
     )

@@ -65,7 +65,8 @@ def incremental(table: SyncedTable, postgres: PostgresResource, ch: Client) -> S
         conn.execute(text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t"), {"u": upper, "t": table.name})
     query = (
         f"SELECT {table.select_list()} FROM {table.name} "
-        f"WHERE {table.cursor} >= %(lo)s AND {table.cursor} < %(hi)s ORDER BY {table.cursor}, {table.key}"
+        f"WHERE {table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s "
+        f"ORDER BY {table.cursor}, {table.key}"
     )
     rows = _copy_into(ch, table.name, table, postgres, query, {"lo": state.watermark, "hi": upper})
     with postgres.begin() as conn:
@@ -76,7 +77,7 @@ def incremental(table: SyncedTable, postgres: PostgresResource, ch: Client) -> S
             ),
             {"u": upper, "n": rows, "t": table.name},
         )
-    return SyncResult(rows, state.watermark if state.watermark.year > 1 else None, upper, "incremental")
+    return SyncResult(rows, state.watermark, upper, "incremental")
 
 
 def replace_partitions(

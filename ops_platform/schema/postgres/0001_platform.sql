@@ -128,7 +128,7 @@ CREATE TABLE outbox_messages (
 -- Incremental warehouse syncs: the committed watermark, and the window of a run in flight.
 CREATE TABLE sync_state (
     table_name     text PRIMARY KEY,
-    watermark      timestamptz NOT NULL DEFAULT '-infinity',
+    watermark      timestamptz,                 -- NULL: nothing synced yet
     pending_upper  timestamptz,
     rows_synced    bigint NOT NULL DEFAULT 0,
     updated_at     timestamptz NOT NULL DEFAULT now()

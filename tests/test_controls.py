@@ -1,0 +1,94 @@
+"""Kill switch, jobs/writes switches, quiet hours: schedules and sensors skip, manual runs refuse, all audited."""
+
+from datetime import UTC, datetime, time
+
+import dagster as dg
+import pytest
+from helpers import sql
+
+from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.framework.controls import Controls, set_controls
+from ops_platform.schedules import SCHEDULES
+from ops_platform.sensors.health import health_monitor
+from ops_platform.sensors.stalled_builds import stalled_builds_sensor
+
+
+def schedule(name):
+    return next(s for s in SCHEDULES if s.name == name)
+
+
+def flip(postgres, **changes):
+    with postgres.begin() as conn:
+        set_controls(conn, "test", **changes)
+
+
+def audit_rows(postgres, action_type):
+    return sql(postgres, "SELECT action, error FROM audit_log WHERE action_type = :t ORDER BY id", t=action_type)
+
+
+def test_kill_switch_skips_schedules_and_sensors_and_refuses_manual_runs(postgres, instance):
+    flip(postgres, kill_switch=True)
+
+    with dg.build_schedule_context(instance=instance, resources={"postgres": postgres},
+                                   scheduled_execution_time=datetime(2026, 11, 22, 12, 0, tzinfo=UTC)) as ctx:
+        tick = schedule("agent_stats_schedule").evaluate_tick(ctx)
+    assert tick.run_requests == []
+    assert "kill switch is on" in tick.skip_message
+
+    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+        result = stalled_builds_sensor(ctx)
+    assert result.run_requests == [] and "kill switch is on" in result.skip_reason.skip_message
+
+    outcome = dg.materialize([agent_stats_cache], resources={"postgres": postgres}, instance=instance,
+                             raise_on_error=False)
+    assert not outcome.success
+    failure = outcome.get_step_failure_events()[0].step_failure_data.error
+    assert "Refused to run" in failure.message and "kill switch is on" in failure.message
+    assert "ops controls kill-switch off" in failure.message
+    assert sql(postgres, "SELECT count(*) FROM agent_stats_cache")[0][0] == 0  # nothing was written
+
+    assert [r.action for r in audit_rows(postgres, "skip")] == ["agent_stats_schedule", "stalled_builds_sensor"]
+    refusals = audit_rows(postgres, "refusal")
+    assert len(refusals) == 1 and refusals[0].error == "the kill switch is on"
+    assert audit_rows(postgres, "control")  # the flip itself is on the record
+
+
+def test_jobs_disabled_stops_everything_but_the_health_monitor(postgres, instance):
+    flip(postgres, jobs_enabled=False)
+    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+        skipped = stalled_builds_sensor(ctx)
+    assert "jobs are disabled" in skipped.skip_reason.skip_message
+
+    sql(postgres, "INSERT INTO dead_letters (source, dedup_key, error, attempts) VALUES ('x', 'x:1', 'boom', 3)")
+    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+        health = health_monitor(ctx)
+    assert len(health.run_requests) == 1, "the health monitor ignores jobs_enabled"
+    body = health.run_requests[0].run_config["ops"]["send_notifications"]["config"]["messages"][0]["body"]
+    assert "1 unresolved dead letters" in body and "jobs_enabled: False" in body
+
+
+def test_writes_disabled_refuses_a_writing_asset(postgres, instance):
+    flip(postgres, write_enabled=False)
+    outcome = dg.materialize([agent_stats_cache], resources={"postgres": postgres}, instance=instance,
+                             raise_on_error=False)
+    assert "writes are disabled" in outcome.get_step_failure_events()[0].step_failure_data.error.message
+
+
+def test_quiet_hours_across_midnight_and_dst():
+    quiet = Controls(quiet_hours_start=time(22, 0), quiet_hours_end=time(7, 0), quiet_hours_tz="America/Chicago")
+    # 2026-03-08: US clocks spring forward at 02:00 local. 06:30 CDT = 11:30 UTC (quiet); 07:30 CDT = 12:30 UTC.
+    assert quiet.in_quiet_hours(datetime(2026, 3, 8, 11, 30, tzinfo=UTC))
+    assert not quiet.in_quiet_hours(datetime(2026, 3, 8, 12, 30, tzinfo=UTC))
+    # The day before (CST, UTC-6), 12:30 UTC is 06:30 local: still quiet.
+    assert quiet.in_quiet_hours(datetime(2026, 3, 7, 12, 30, tzinfo=UTC))
+    assert quiet.in_quiet_hours(datetime(2026, 3, 8, 4, 0, tzinfo=UTC))  # 22:00 CST on the 7th
+    assert not quiet.in_quiet_hours(datetime(2026, 3, 8, 3, 59, tzinfo=UTC))  # 21:59 CST
+    daytime = Controls(quiet_hours_start=time(12, 0), quiet_hours_end=time(13, 0), quiet_hours_tz="UTC")
+    assert daytime.in_quiet_hours(datetime(2026, 1, 1, 12, 30, tzinfo=UTC))
+    assert not daytime.in_quiet_hours(datetime(2026, 1, 1, 13, 0, tzinfo=UTC))
+
+
+def test_a_bad_time_zone_is_refused_and_nothing_changes(postgres):
+    with pytest.raises(ValueError, match="'Mars/Olympus' is not a time zone"):
+        flip(postgres, quiet_hours_tz="Mars/Olympus", kill_switch=True)
+    assert sql(postgres, "SELECT kill_switch, quiet_hours_tz FROM controls")[0] == (False, "America/Chicago")
