@@ -2,6 +2,7 @@
 
     ops up [--host 127.0.0.1] [--port 3000] [--demo-scale 100000]
     ops migrate
+    ops check
     ops demo [--scale N]
     ops controls show | kill-switch on|off | jobs on|off | comms on|off | writes on|off
     ops controls quiet-hours 22:00 07:00 [America/Chicago] | quiet-hours off
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=_up)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(handler=_migrate)
+    sub.add_parser("check", help="load the code location and validate its settings").set_defaults(handler=_check)
 
     demo = sub.add_parser("demo", help="replace the demo data")
     demo.add_argument("--scale", type=int, default=100_000)
@@ -109,6 +111,18 @@ def _prepare(runtime: rt.Runtime, demo_scale: int) -> None:
         print(f"ops: demo data loaded: {counts}")
     else:
         print("ops: existing data kept")
+
+
+def _check(args) -> int:
+    from ops_platform.definitions import defs
+
+    jobs = [j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")]
+    schedules = [s.name for s in defs.schedules or []]
+    sensors = [s.name for s in defs.sensors or []]
+    print(f"ok: {len(jobs)} jobs, {len(schedules)} schedules, {len(sensors)} sensors")
+    for schedule in defs.schedules or []:
+        print(f"  {schedule.name:28} {schedule.cron_schedule} ({schedule.execution_timezone or 'UTC'})")
+    return 0
 
 
 def _migrate(args) -> int:

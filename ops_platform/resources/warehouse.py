@@ -8,6 +8,7 @@ sit in the `warehouse` concurrency pool, limited to 1 in dagster.yaml, so they r
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from clickhouse_connect.driver.exceptions import ProgrammingError
 from pydantic import Field
 
 WAREHOUSE_POOL = "warehouse"
+WAITING_MESSAGE = "the embedded warehouse directory is in use by another process; waiting"
+log = logging.getLogger("ops_platform.warehouse")
 _LOCKED = "Unable to open the chdb engine"
 _databases_made: set[tuple[str, str]] = set()
 
@@ -38,6 +41,8 @@ def open_client(url: str, database: str | None = None, wait_seconds: float = 300
         except ProgrammingError as err:
             if _LOCKED not in str(err):
                 raise
+            if delay == 0.05:
+                log.info("%s (up to %.0fs)", WAITING_MESSAGE, wait_seconds)
             if time.monotonic() >= deadline:
                 raise WarehouseBusy(
                     f"the embedded warehouse directory stayed locked by another process for {wait_seconds:.0f}s"

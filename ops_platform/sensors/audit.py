@@ -30,6 +30,15 @@ def run_summary(instance: dg.DagsterInstance, run_id: str) -> dict:
     return summary
 
 
+def error_chain(error) -> str:
+    """'Exceeded max_retries of 3' says little: follow the causes down to the original error."""
+    messages = []
+    while error is not None:
+        messages.append(error.message.strip())
+        error = error.cause
+    return " <- ".join(messages)
+
+
 def record_outcome(context: dg.RunStatusSensorContext, postgres: PostgresResource, success: bool,
                    error: str | None = None) -> None:
     run = context.dagster_run
@@ -53,7 +62,7 @@ def audit_run_success(context: dg.RunStatusSensorContext, postgres: PostgresReso
 @dg.run_failure_sensor(name="audit_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Audits every failed run and dead-letters the ones that will not be retried.")
 def audit_run_failure(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
-    step_errors = [e.step_failure_data.error.message.strip() for e in context.get_step_failure_events()
+    step_errors = [error_chain(e.step_failure_data.error) for e in context.get_step_failure_events()
                    if e.step_failure_data.error]
     message = "; ".join(step_errors) or (context.failure_event.message or "run failed")
     record_outcome(context, postgres, success=False, error=message[:4000])

@@ -1,0 +1,42 @@
+"""The command line: clear one-line errors, controls flipped in one command, settings validated."""
+
+import os
+import subprocess
+import sys
+
+from helpers import sql
+
+
+def ops(*args, **env):
+    return subprocess.run([sys.executable, "-m", "ops_platform.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_an_unreachable_database_is_one_clear_line_without_the_password():
+    result = ops("migrate", OPS_DATABASE_URL="postgresql://ops:hunter2@127.0.0.1:1/ops")
+    assert result.returncode == 2
+    assert result.stderr.startswith("ops: error: cannot reach the operational database at 127.0.0.1:1/ops")
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_malformed_cron_override_is_a_clear_error():
+    result = ops("check", ANALYTICS_SYNC_INTERVAL="*/15 * *")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "ANALYTICS_SYNC_INTERVAL='*/15 * *' is not a valid cron expression" in result.stderr
+    good = ops("check", ANALYTICS_SYNC_INTERVAL="*/20 * * * *")
+    assert good.returncode == 0 and "warehouse_sync_schedule" in good.stdout and "*/20 * * * *" in good.stdout
+
+
+def test_one_command_stops_everything_and_is_audited(postgres):
+    result = ops("controls", "kill-switch", "on", OPS_DATABASE_URL=postgres.url)
+    assert result.returncode == 0, result.stderr
+    assert "kill_switch        True" in result.stdout
+    assert sql(postgres, "SELECT kill_switch FROM controls")[0][0] is True
+    audit = sql(postgres, "SELECT output_data FROM audit_log WHERE action_type = 'control'")
+    assert audit[0][0]["kill_switch"] == "True" and audit[0][0]["by"].startswith("cli:")
+
+
+def test_bad_control_input_changes_nothing(postgres):
+    result = ops("controls", "quiet-hours", "25:00", "07:00", OPS_DATABASE_URL=postgres.url)
+    assert result.returncode == 2 and "'25:00' is not a time of day" in result.stderr
+    assert sql(postgres, "SELECT quiet_hours_start FROM controls")[0][0] is None

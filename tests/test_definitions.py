@@ -1,0 +1,44 @@
+"""The code location loads, passes Dagster's validation, and holds the foundation's inventory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from ops_platform.definitions import defs
+
+ROOT = Path(__file__).parent.parent
+INVENTORY = {
+    "jobs": {"agent_stats_job", "warehouse_sync_job", "stalled_builds_job", "notify_job"},
+    "schedules": {"agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *"},
+    "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
+                "audit_run_canceled"},
+    "assets": {"agent_stats_cache", "warehouse/builds"},
+}
+
+
+def test_every_inventory_item_is_defined():
+    assert INVENTORY["jobs"] <= {j.name for j in defs.resolve_all_job_defs()}
+    assert {s.name: s.cron_schedule for s in defs.schedules} == INVENTORY["schedules"]
+    assert INVENTORY["sensors"] <= {s.name for s in defs.sensors}
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert INVENTORY["assets"] <= keys
+    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in defs.schedules)
+
+
+def test_secrets_are_environment_variables_not_values(monkeypatch):
+    resources = defs.resources
+    assert isinstance(resources["postgres"].url, dg.EnvVar)
+    assert isinstance(resources["warehouse"].url, dg.EnvVar)
+
+
+def test_dagster_and_dg_validate_the_code_location(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    validate = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w",
+                               str(ROOT / "workspace.yaml")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    dg_check = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+    assert dg_check.returncode == 0, dg_check.stdout + dg_check.stderr
