@@ -2,7 +2,9 @@
 
 import dagster as dg
 
+from ops_platform.assets.agent_builds import build_stats, inactive_users
 from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.operational import OPERATIONAL, table_size_checks
 from ops_platform.assets.warehouse import WAREHOUSE_ASSETS, WAREHOUSE_CHECKS
 from ops_platform.jobs.notify import notify_job
 from ops_platform.jobs.stalled_builds import stalled_builds_job
@@ -13,8 +15,8 @@ from ops_platform.sensors.health import health_monitor
 from ops_platform.sensors.stalled_builds import stalled_builds_sensor
 
 defs = dg.Definitions(
-    assets=[agent_stats_cache, *WAREHOUSE_ASSETS],
-    asset_checks=WAREHOUSE_CHECKS,
+    assets=[*OPERATIONAL, agent_stats_cache, build_stats, inactive_users, *WAREHOUSE_ASSETS],
+    asset_checks=[*WAREHOUSE_CHECKS, table_size_checks],
     jobs=[*JOBS, stalled_builds_job, notify_job],
     schedules=SCHEDULES,
     sensors=[stalled_builds_sensor, health_monitor, *AUDIT_SENSORS],

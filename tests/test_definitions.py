@@ -11,11 +11,19 @@ from ops_platform.definitions import defs
 
 ROOT = Path(__file__).parent.parent
 INVENTORY = {
-    "jobs": {"agent_stats_job", "warehouse_sync_job", "stalled_builds_job", "notify_job"},
-    "schedules": {"agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *"},
+    "jobs": {"agent_stats_job", "warehouse_sync_job", "stalled_builds_job", "notify_job", "build_stats_job",
+             "inactive_users_job", "health_check_job", "activity_cleanup_job", "execution_compaction_job",
+             "log_retention_job", "archive_cleanup_job"},
+    "schedules": {  # the seeds' cron strings
+        "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
+        "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
+        "health_check_schedule": "*/30 * * * *", "activity_cleanup_schedule": "0 * * * *",
+        "execution_compaction_schedule": "0 0 * * *", "log_retention_schedule": "0 3 * * *",
+        "archive_cleanup_schedule": "0 2 * * *",
+    },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled"},
-    "assets": {"agent_stats_cache", "warehouse/builds"},
+    "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks"},
 }
 
 
@@ -26,6 +34,8 @@ def test_every_inventory_item_is_defined():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert INVENTORY["assets"] <= keys
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in defs.schedules)
+    archive = next(s for s in defs.schedules if s.name == "archive_cleanup_schedule")
+    assert archive.execution_timezone == "America/Chicago"  # seed 003: 02:00 Central
 
 
 def test_secrets_are_environment_variables_not_values(monkeypatch):

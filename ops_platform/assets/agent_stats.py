@@ -47,6 +47,7 @@ SELECT count(*) AS computed, count(*) FILTER (WHERE current_status = 'active') A
 @dg.asset(
     group_name="agent_builds",
     kinds={"postgres"},
+    deps=[["postgres", "agents"], ["postgres", "tasks"], ["postgres", "executions"]],
     op_tags=gate_tags(WRITE_JOB),
     retry_policy=DEFAULT_RETRY_POLICY,
     description=(

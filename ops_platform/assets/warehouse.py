@@ -30,6 +30,7 @@ def synced_table_asset(table: SyncedTable) -> dg.AssetsDefinition:
         key=["warehouse", table.name],
         group_name="warehouse",
         kinds={"clickhouse", "postgres"},
+        deps=[["postgres", table.name]],
         partitions_def=DAILY,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,

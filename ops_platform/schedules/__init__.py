@@ -6,10 +6,18 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from ops_platform.assets.agent_builds import build_stats, inactive_users
 from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.operational import table_size_checks
 from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS
-from ops_platform.framework.controls import WRITE_JOB
+from ops_platform.framework.controls import ALWAYS_RUNS, WRITE_JOB
 from ops_platform.framework.guard import tick_gate
+from ops_platform.jobs.maintenance import (
+    activity_cleanup_job,
+    archive_cleanup_job,
+    execution_compaction_job,
+    log_retention_job,
+)
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import cron_from_env
 
@@ -40,6 +48,12 @@ def gated_schedule(
 
 agent_stats_job = dg.define_asset_job("agent_stats_job", selection=[agent_stats_cache],
                                       description="Refreshes the agent stats cache (seed 002).")
+build_stats_job = dg.define_asset_job("build_stats_job", selection=[build_stats],
+                                      description="Hourly build statistics (seed 002).")
+inactive_users_job = dg.define_asset_job("inactive_users_job", selection=[inactive_users],
+                                         description="Marks users inactive for 90+ days (seed 002).")
+health_check_job = dg.define_asset_job("health_check_job", selection=dg.AssetSelection.checks(table_size_checks),
+                                       description="Seed 002 healthCheck: table sizes and reachability.")
 warehouse_sync_job = dg.define_asset_job("warehouse_sync_job", selection=WAREHOUSE_ASSETS,
                                          description="Postgres → ClickHouse sync of every synced table.")
 
@@ -57,5 +71,19 @@ SCHEDULES = [
     gated_schedule("warehouse_sync_schedule", warehouse_sync_job, "*/15 * * * *", env_var="ANALYTICS_SYNC_INTERVAL",
                    request=_incremental_sync,
                    description="Seed 004 analytics sync, every 15 minutes: rows changed since the watermark."),
+    gated_schedule("build_stats_schedule", build_stats_job, "0 * * * *", description="Seed 002 refreshBuildStats, hourly."),
+    gated_schedule("inactive_users_schedule", inactive_users_job, "0 1 * * *",
+                   description="Seed 002 markInactiveUsers, daily at 01:00 UTC."),
+    gated_schedule("health_check_schedule", health_check_job, "*/30 * * * *", gates=ALWAYS_RUNS,
+                   description="Seed 002 healthCheck, every 30 minutes; runs even when jobs are disabled."),
+    gated_schedule("activity_cleanup_schedule", activity_cleanup_job, "0 * * * *",
+                   description="Seed 002 cleanupOldActivity, hourly."),
+    gated_schedule("execution_compaction_schedule", execution_compaction_job, "0 0 * * *",
+                   description="Seed 002 compactOldExecutions, daily at midnight UTC."),
+    gated_schedule("log_retention_schedule", log_retention_job, "0 3 * * *",
+                   description="Seed 001 log cleanup, daily at 03:00 UTC."),
+    gated_schedule("archive_cleanup_schedule", archive_cleanup_job, "0 2 * * *", timezone="America/Chicago",
+                   description="Seed 003 cleanup_old_data (archive, never delete), daily at 02:00 Central."),
 ]
-JOBS = [agent_stats_job, warehouse_sync_job]
+JOBS = [agent_stats_job, build_stats_job, inactive_users_job, health_check_job, warehouse_sync_job,
+        activity_cleanup_job, log_retention_job, archive_cleanup_job, execution_compaction_job]

@@ -68,7 +68,7 @@ def incremental(table: SyncedTable, postgres: PostgresResource, ch: Client) -> S
         f"WHERE {table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s "
         f"ORDER BY {table.cursor}, {table.key}"
     )
-    rows = _copy_into(ch, table.name, table, postgres, query, {"lo": state.watermark, "hi": upper})
+    rows = copy_into(ch, table.name, table.column_names(), postgres, query, {"lo": state.watermark, "hi": upper})
     with postgres.begin() as conn:
         conn.execute(
             text(
@@ -92,7 +92,7 @@ def replace_partitions(
             f"WHERE {table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s "
             f"ORDER BY {table.key}"
         )
-        rows = _copy_into(ch, staging, table, postgres, query, {"lo": start, "hi": end})
+        rows = copy_into(ch, staging, table.column_names(), postgres, query, {"lo": start, "hi": end})
         filled = {r[0] for r in ch.query(f"SELECT DISTINCT _partition_id FROM {staging}").result_rows}
         for day in _days(start, end):
             partition = day.strftime("%Y%m%d")
@@ -105,7 +105,8 @@ def replace_partitions(
     return SyncResult(rows, start, end, "replace")
 
 
-def _copy_into(ch: Client, target: str, table: SyncedTable, postgres: PostgresResource, query: str, params: dict) -> int:
+def copy_into(ch: Client, target: str, columns: list[str], postgres: PostgresResource, query: str, params: dict) -> int:
+    """Stream `query`'s rows from Postgres into ClickHouse table `target`; return the row count."""
     rows = 0
     with postgres.raw() as conn:
         conn.execute("SET TIME ZONE 'UTC'")
@@ -113,7 +114,7 @@ def _copy_into(ch: Client, target: str, table: SyncedTable, postgres: PostgresRe
             copy_sql = cur.mogrify(query, params)
             with cur.copy(f"COPY ({copy_sql}) TO STDOUT") as copy:
                 for chunk, count in _chunks(copy):
-                    ch.raw_insert(target, table.column_names(), insert_block=chunk, fmt="TabSeparated",
+                    ch.raw_insert(target, columns, insert_block=chunk, fmt="TabSeparated",
                                   settings=INSERT_SETTINGS)
                     rows += count
     return rows

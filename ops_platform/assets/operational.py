@@ -1,0 +1,44 @@
+"""The operational tables the jobs read, as external assets, with the seed-002 health check on them.
+
+Health check (every 30 minutes): table sizes; WARN above 100 000 tasks or 1 000 000 activity rows,
+ERROR when the database cannot be reached.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from sqlalchemy import text
+
+from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
+
+TABLES = ["builds", "tasks", "executions", "agent_activity_feed", "user_profiles", "agents"]
+WARN_ABOVE = {"tasks": 100_000, "agent_activity_feed": 1_000_000}
+
+OPERATIONAL = [
+    dg.AssetSpec(key=["postgres", t], group_name="operational", kinds={"postgres"},
+                 description=f"The operational `{t}` table (written by the product, read by the platform).")
+    for t in TABLES
+]
+CHECK_SPECS = [dg.AssetCheckSpec("table_size", asset=spec.key,
+                                 description=f"Rows in {spec.key.path[-1]}"
+                                 + (f"; WARN above {WARN_ABOVE[spec.key.path[-1]]:,}" if spec.key.path[-1] in WARN_ABOVE else ""))
+               for spec in OPERATIONAL]
+
+
+@dg.multi_asset_check(specs=CHECK_SPECS, description="Seed 002 healthCheck: table sizes and reachability.")
+def table_size_checks(postgres: PostgresResource):
+    try:
+        with postgres.begin() as conn:
+            sizes = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
+    except DatabaseUnavailable as err:
+        for spec in CHECK_SPECS:
+            yield dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name, passed=False,
+                                      severity=dg.AssetCheckSeverity.ERROR, metadata={"error": str(err)})
+        return
+    for spec in CHECK_SPECS:
+        table = spec.asset_key.path[-1]
+        limit = WARN_ABOVE.get(table)
+        yield dg.AssetCheckResult(
+            asset_key=spec.asset_key, check_name=spec.name, passed=limit is None or sizes[table] <= limit,
+            severity=dg.AssetCheckSeverity.WARN, metadata={"rows": sizes[table], **({"warn_above": limit} if limit else {})},
+        )
