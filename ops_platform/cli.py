@@ -6,6 +6,8 @@
     ops demo [--scale N]
     ops controls show | kill-switch on|off | jobs on|off | comms on|off | writes on|off
     ops controls quiet-hours 22:00 07:00 [America/Chicago] | quiet-hours off
+    ops dead-letters [list | resolve [ID ...]]
+    ops dagster -- asset materialize -m ops_platform.definitions --select warehouse/builds --partition-range A...B
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import time
 from sqlalchemy import text
 
 from ops_platform import runtime as rt
+from ops_platform.framework.audit import record
 from ops_platform.framework.controls import read_controls, set_controls
 from ops_platform.resources.postgres import DatabaseUnavailable
 from ops_platform.resources.warehouse import WarehouseBusy
@@ -54,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="replace the demo data")
     demo.add_argument("--scale", type=int, default=100_000)
     demo.set_defaults(handler=_demo)
+
+    letters = sub.add_parser("dead-letters", help="list dead letters, or resolve them once handled")
+    letters.add_argument("action", choices=["list", "resolve"], nargs="?", default="list")
+    letters.add_argument("ids", nargs="*", type=int, help="ids to resolve (all unresolved when none given)")
+    letters.set_defaults(handler=_dead_letters)
+
+    dagster = sub.add_parser("dagster", help="run Dagster's CLI against this platform's instance and databases")
+    dagster.add_argument("args", nargs=argparse.REMAINDER)
+    dagster.set_defaults(handler=_dagster)
 
     controls = sub.add_parser("controls", help="show or change the controls")
     controls.add_argument("what", choices=["show", *SWITCHES, "quiet-hours"])
@@ -143,6 +155,38 @@ def _demo(args) -> int:
         migrate_postgres(runtime.postgres)
         print(generate(runtime.postgres, scale=args.scale))
         return 0
+    finally:
+        runtime.stop()
+
+
+def _dead_letters(args) -> int:
+    runtime = rt.start()
+    try:
+        with runtime.postgres.begin() as conn:
+            if args.action == "resolve":
+                resolved = conn.execute(text(
+                    "UPDATE dead_letters SET resolved_at = now() WHERE resolved_at IS NULL "
+                    "AND (cardinality(CAST(:ids AS bigint[])) = 0 OR id = ANY(:ids)) RETURNING id"), {"ids": args.ids}).all()
+                record(conn, action="dead_letters", action_type="control", success=True,
+                       output={"resolved": [r.id for r in resolved], "by": f"cli:{getpass.getuser()}"})
+                print(f"resolved {len(resolved)}")
+                return 0
+            rows = conn.execute(text("SELECT id, created_at, source, attempts, error FROM dead_letters "
+                                     "WHERE resolved_at IS NULL ORDER BY id")).all()
+        for r in rows:
+            print(f"{r.id:6} {r.created_at:%Y-%m-%d %H:%M} {r.source:28} attempts={r.attempts} {r.error[:100]}")
+        print(f"{len(rows)} unresolved")
+        return 0
+    finally:
+        runtime.stop()
+
+
+def _dagster(args) -> int:
+    runtime = rt.start()
+    try:
+        migrate_postgres(runtime.postgres)
+        migrate_warehouse(runtime.warehouse)
+        return subprocess.call([sys.executable, "-m", "dagster", *args.args], cwd=PROJECT_ROOT)
     finally:
         runtime.stop()
 

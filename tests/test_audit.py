@@ -27,20 +27,49 @@ def test_a_successful_run_is_audited_once_with_its_summary(postgres, instance):
     assert output["agent_stats_cache"]["computed"] == 2
 
 
-def test_a_failed_run_is_audited_with_its_error_and_dead_lettered(postgres, instance):
-    with postgres.begin() as conn:
-        set_controls(conn, "test", kill_switch=True)  # the step refuses: a failure that is not retried
-    result = dg.materialize([agent_stats_cache], resources={"postgres": postgres}, instance=instance,
-                            raise_on_error=False, tags={"dagster/will_retry": "false"})
-    assert not result.success
-    run = instance.get_run_by_id(result.run_id)
-    ctx = dg.build_run_status_sensor_context(sensor_name="audit_run_failure", dagster_instance=instance,
-                                             dagster_run=run, dagster_event=result.get_run_failure_event(),
+@dg.op
+def gives_up():
+    raise dg.Failure(description="upstream API returned 401", allow_retries=False)
+
+
+@dg.job
+def failing_job():
+    gives_up()
+
+
+def audit_failure(postgres, instance, run_id):
+    run = instance.get_run_by_id(run_id)
+    failure = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records[0]
+    ctx = dg.build_run_status_sensor_context(sensor_name="audit_run_failure", dagster_instance=instance, dagster_run=run,
+                                             dagster_event=failure.event_log_entry.dagster_event,
                                              resources={"postgres": postgres}).for_run_failure()
     audit_run_failure(ctx)
+
+
+def test_a_failed_run_that_will_not_be_retried_is_audited_and_dead_lettered(postgres, instance):
+    result = failing_job.execute_in_process(instance=instance, raise_on_error=False)
+    audit_failure(postgres, instance, result.run_id)
+    success, error = sql(postgres, "SELECT success, error FROM audit_log WHERE action_type = 'run'")[0]
+    assert success is False and "upstream API returned 401" in error
+    assert sql(postgres, "SELECT source, dedup_key FROM dead_letters") == [("failing_job", f"run:{result.run_id}")]
+
+
+def test_a_run_dagster_will_retry_is_audited_but_not_dead_lettered(postgres, instance):
+    result = failing_job.execute_in_process(instance=instance, raise_on_error=False, tags={"dagster/will_retry": "true"})
+    audit_failure(postgres, instance, result.run_id)
+    assert sql(postgres, "SELECT count(*) FROM audit_log WHERE action_type = 'run'")[0][0] == 1
+    assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 0
+
+
+def test_a_refusal_is_a_decision_not_a_dead_letter(postgres, instance):
+    with postgres.begin() as conn:
+        set_controls(conn, "test", kill_switch=True)
+    result = dg.materialize([agent_stats_cache], resources={"postgres": postgres}, instance=instance,
+                            raise_on_error=False)
+    audit_failure(postgres, instance, result.run_id)
     success, error = sql(postgres, "SELECT success, error FROM audit_log WHERE action_type = 'run'")[0]
     assert success is False and "Refused to run" in error and "kill switch is on" in error
-    assert sql(postgres, "SELECT source, dedup_key FROM dead_letters") == [(run.job_name, f"run:{result.run_id}")]
+    assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 0
 
 
 def test_the_audited_error_follows_the_cause_chain():

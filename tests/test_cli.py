@@ -40,3 +40,20 @@ def test_bad_control_input_changes_nothing(postgres):
     result = ops("controls", "quiet-hours", "25:00", "07:00", OPS_DATABASE_URL=postgres.url)
     assert result.returncode == 2 and "'25:00' is not a time of day" in result.stderr
     assert sql(postgres, "SELECT quiet_hours_start FROM controls")[0][0] is None
+
+
+def test_notification_routes_from_the_environment_are_validated():
+    bad = ops("check", OPS_NOTIFY_ROUTES='{"WARN": ["webhook"')
+    assert bad.returncode == 2 and "OPS_NOTIFY_ROUTES is not valid JSON" in bad.stderr
+    wrong_shape = ops("check", OPS_NOTIFY_ROUTES='["webhook"]')
+    assert wrong_shape.returncode == 2 and "must be a JSON object" in wrong_shape.stderr
+
+
+def test_dead_letters_are_listed_and_resolved(postgres):
+    sql(postgres, "INSERT INTO dead_letters (source, dedup_key, error, attempts) VALUES "
+                  "('sync', 'a', 'timeout', 3), ('notify:webhook', 'b', 'HTTP 500 after 3 attempts', 3)")
+    listed = ops("dead-letters", OPS_DATABASE_URL=postgres.url)
+    assert listed.returncode == 0 and "2 unresolved" in listed.stdout and "HTTP 500 after 3 attempts" in listed.stdout
+    first = sql(postgres, "SELECT id FROM dead_letters WHERE dedup_key = 'a'")[0][0]
+    assert ops("dead-letters", "resolve", str(first), OPS_DATABASE_URL=postgres.url).stdout.strip() == "resolved 1"
+    assert sql(postgres, "SELECT dedup_key FROM dead_letters WHERE resolved_at IS NULL") == [("b",)]

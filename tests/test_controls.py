@@ -64,7 +64,15 @@ def test_jobs_disabled_stops_everything_but_the_health_monitor(postgres, instanc
         health = health_monitor(ctx)
     assert len(health.run_requests) == 1, "the health monitor ignores jobs_enabled"
     body = health.run_requests[0].run_config["ops"]["send_notifications"]["config"]["messages"][0]["body"]
-    assert "1 unresolved dead letters" in body and "jobs_enabled: False" in body
+    assert "1 new dead letters in the last hour" in body and "jobs_enabled: False" in body
+
+
+def test_health_alerts_once_for_new_dead_letters_not_forever_for_old_ones(postgres, instance):
+    sql(postgres, "INSERT INTO dead_letters (source, dedup_key, error, attempts, created_at) "
+                  "VALUES ('x', 'x:1', 'boom', 3, now() - interval '2 hours')")
+    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+        result = health_monitor(ctx)
+    assert result.run_requests == [] and result.skip_reason.skip_message.startswith("healthy")
 
 
 def test_writes_disabled_refuses_a_writing_asset(postgres, instance):
@@ -86,6 +94,8 @@ def test_quiet_hours_across_midnight_and_dst():
     daytime = Controls(quiet_hours_start=time(12, 0), quiet_hours_end=time(13, 0), quiet_hours_tz="UTC")
     assert daytime.in_quiet_hours(datetime(2026, 1, 1, 12, 30, tzinfo=UTC))
     assert not daytime.in_quiet_hours(datetime(2026, 1, 1, 13, 0, tzinfo=UTC))
+    empty = Controls(quiet_hours_start=time(9, 0), quiet_hours_end=time(9, 0), quiet_hours_tz="UTC")
+    assert not empty.in_quiet_hours(datetime(2026, 1, 1, 9, 0, tzinfo=UTC))  # an empty window, not all day
 
 
 def test_a_bad_time_zone_is_refused_and_nothing_changes(postgres):

@@ -13,10 +13,10 @@ QUIET_NIGHT = datetime(2026, 11, 22, 5, 0, tzinfo=UTC)  # 23:00 in Chicago
 DAYTIME = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
 
 
-def notifier(postgres, receiver, **overrides):
+def notifier(postgres, receiver, backoff=0.05):
     routes = {"SEV0": ["webhook"], "SEV1": ["webhook"], "WARN": ["webhook"], "INFO": ["digest"]}
     return NotifierResource(postgres=postgres, webhook_url=receiver.url, webhook_secret=SECRET, routes=routes,
-                            webhook_backoff_seconds=0.05, **overrides)
+                            webhook_backoff_seconds=backoff)
 
 
 def message(key="k1", severity=Severity.WARN):
@@ -40,11 +40,12 @@ def test_a_wrong_secret_is_rejected_by_the_receiver_and_not_retried(postgres):
 
 def test_server_errors_are_retried_with_backoff_then_dead_lettered(postgres):
     with Receiver(SECRET, status=500) as receiver:
-        assert notifier(postgres, receiver).send(message(), at=DAYTIME) == "failed"
+        assert notifier(postgres, receiver, backoff=0.2).send(message(), at=DAYTIME) == "failed"
     times = [r.at for r in receiver.requests]
     assert len(times) == 3
     first_gap, second_gap = times[1] - times[0], times[2] - times[1]
-    assert first_gap >= 0.05 * 0.75 and second_gap > first_gap  # 0.05 s then 0.1 s, ±25%
+    # 0.2 s then 0.4 s, each ±25%: the ranges [0.15, 0.25] and [0.3, 0.5] cannot overlap
+    assert 0.15 <= first_gap and 0.3 <= second_gap and second_gap > first_gap
     letter = sql(postgres, "SELECT source, attempts, error FROM dead_letters")
     assert letter == [("notify:webhook", 3, "webhook: HTTP 500 after 3 attempts")]
     assert SECRET not in str(sql(postgres, "SELECT payload::text, error FROM dead_letters"))

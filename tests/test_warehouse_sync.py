@@ -1,16 +1,18 @@
 """Postgres → ClickHouse: parity, idempotency, updates, exact partition backfills, crash recovery, late commits."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 from helpers import sql
+from sqlalchemy import text
 
 from ops_platform.assets.warehouse import WAREHOUSE_ASSETS, parity_postgres, parity_warehouse
 from ops_platform.demo.generate import generate
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sync import engine
-from ops_platform.sync.spec import BUILDS
+from ops_platform.sync.spec import BUILDS, SyncedTable
+from ops_platform.sync.types import UnsupportedType
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BUILDS_ASSET = WAREHOUSE_ASSETS[0]
@@ -27,8 +29,15 @@ def incremental(postgres, warehouse, instance):
 
 
 def raw_count(warehouse) -> int:
+    """Rows as inserted (duplicates included): merges are stopped so only the sync can change this."""
     with warehouse.client() as ch:
         return ch.query("SELECT count() FROM builds").result_rows[0][0]
+
+
+@pytest.fixture(autouse=True)
+def no_background_merges(warehouse):
+    with warehouse.client() as ch:
+        ch.command("SYSTEM STOP MERGES")
 
 
 def test_incremental_parity_and_a_second_run_adds_nothing(postgres, warehouse, instance):
@@ -100,7 +109,7 @@ def test_backfill_of_three_days_replaces_exactly_those_partitions(postgres, ware
 def test_a_run_that_died_after_inserting_is_repaired_by_the_next(postgres, warehouse, instance):
     generate(postgres, scale=2_000, now=NOW)
     with warehouse.client() as ch:
-        engine.incremental(BUILDS, postgres, ch)
+        engine.incremental(engine.prepare(BUILDS, postgres, ch), postgres, ch)
     window_end = sql(postgres, "SELECT watermark FROM sync_state")[0][0]
     # The state a run leaves when it dies between the ClickHouse insert and the watermark update:
     sql(postgres, "UPDATE sync_state SET watermark = NULL, pending_upper = :u", u=window_end)
@@ -130,10 +139,65 @@ def test_a_transaction_still_open_is_not_skipped_by_the_watermark(postgres, ware
     assert errors == {3: "written by a slow transaction", 4: "quick"}
 
 
-@pytest.mark.parametrize("days", [1, 3])
-def test_backfill_range_is_one_run(postgres, warehouse, instance, days):
+
+
+def test_the_backfill_policy_is_a_single_run():
+    assert BUILDS_ASSET.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_more_than_a_hundred_days_move_in_one_insert_stream(postgres, warehouse, instance):
+    sql(postgres, """INSERT INTO builds (prd_name, status, started_at)
+                     SELECT 'p' || g, 'completed', timestamptz '2026-01-01' + make_interval(days => g % 150)
+                     FROM generate_series(1, 3000) g""")
+    incremental(postgres, warehouse, instance)
+    assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
+    result = sync(postgres, warehouse, instance, tags={"dagster/asset_partition_range_start": "2026-01-01",
+                                                       "dagster/asset_partition_range_end": "2026-06-30"})
+    assert len(result.asset_materializations_for_node("warehouse__builds")) == 181
+    assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
+
+
+def test_deletes_propagate_but_retention_deletes_keep_the_warehouse_copy(postgres, warehouse, instance):
     generate(postgres, scale=2_000, now=NOW)
-    end = datetime(2026, 11, 10) + timedelta(days=days - 1)
-    result = sync(postgres, warehouse, instance, tags={"dagster/asset_partition_range_start": "2026-11-10",
-                                                       "dagster/asset_partition_range_end": f"{end:%Y-%m-%d}"})
-    assert result.success and len(result.asset_materializations_for_node("warehouse__builds")) == days
+    incremental(postgres, warehouse, instance)
+    sql(postgres, "DELETE FROM builds WHERE id IN (5, 6)")
+    result = incremental(postgres, warehouse, instance)
+    assert result.asset_materializations_for_node("warehouse__builds")[0].metadata["deletes"].value == 2
+    with warehouse.client() as ch:
+        assert ch.query("SELECT count() FROM builds FINAL WHERE id IN (5, 6)").result_rows[0][0] == 0
+    assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
+
+    with postgres.begin() as conn:  # how retention jobs delete: the warehouse is where old rows live on
+        conn.execute(text("SET LOCAL ops.retention = 'on'"))
+        conn.execute(text("DELETE FROM builds WHERE id = 7"))
+    incremental(postgres, warehouse, instance)
+    with warehouse.client() as ch:
+        assert ch.query("SELECT count() FROM builds FINAL WHERE id = 7").result_rows[0][0] == 1
+
+
+def test_an_unsupported_type_is_named_before_any_row_moves(postgres, warehouse):
+    sql(postgres, "CREATE TABLE gauges (id bigint PRIMARY KEY, reading numeric, span int4range, "
+                  "created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())")
+    sql(postgres, "INSERT INTO gauges (id, reading) VALUES (1, 1.5)")
+    with warehouse.client() as ch, pytest.raises(UnsupportedType, match=r"gauges\.reading: numeric without a precision"):
+        engine.prepare(SyncedTable("gauges", partition_column="created_at"), postgres, ch)
+    sql(postgres, "ALTER TABLE gauges ALTER COLUMN reading TYPE numeric(10, 3)")
+    with warehouse.client() as ch, pytest.raises(UnsupportedType, match=r"gauges\.span: Postgres type 'int4range'"):
+        engine.prepare(SyncedTable("gauges", partition_column="created_at"), postgres, ch)
+    with warehouse.client() as ch:
+        assert ch.query("EXISTS TABLE gauges").result_rows[0][0] == 0  # nothing was created, nothing moved
+
+
+def test_a_column_added_in_postgres_is_reported_as_drift(postgres, warehouse, instance):
+    incremental(postgres, warehouse, instance)
+    sql(postgres, "ALTER TABLE builds ADD COLUMN region text")
+    with warehouse.client() as ch, pytest.raises(engine.SchemaDrift, match=r"new in Postgres: \['region'\]"):
+        engine.prepare(BUILDS, postgres, ch)
+
+
+def test_a_role_that_cannot_see_other_sessions_is_refused(postgres, warehouse, database_url):
+    sql(postgres, "DO $$ BEGIN CREATE ROLE blind_sync LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    sql(postgres, "GRANT ALL ON ALL TABLES IN SCHEMA public TO blind_sync")
+    blind = PostgresResource(url=database_url.replace("postgres@", "blind_sync@"))
+    with warehouse.client() as ch, pytest.raises(engine.SyncPermissionError, match="GRANT pg_read_all_stats"):
+        engine.prepare(BUILDS, blind, ch)

@@ -64,6 +64,8 @@ class Controls:
             return False
         local = at.astimezone(ZoneInfo(self.quiet_hours_tz)).time()
         start, end = self.quiet_hours_start, self.quiet_hours_end
+        if start == end:  # an empty window, not a whole day
+            return False
         return start <= local < end if start < end else (local >= start or local < end)
 
     def blocked_by(self, gates: Iterable[str], at: datetime | None = None) -> str | None:

@@ -10,6 +10,8 @@ from ops_platform.framework.audit import record
 from ops_platform.framework.controls import gates_from_tags, read_controls
 from ops_platform.resources.postgres import PostgresResource
 
+REFUSED_BY = "refused_by"  # failure metadata marking a refusal: a decision, not work to retry or dead-letter
+
 
 def tick_gate(postgres: PostgresResource, name: str, gates: tuple[str, ...], at: datetime | None = None) -> dg.SkipReason | None:
     """None when `name` may launch work now; else a SkipReason naming the control (and audited)."""
@@ -38,5 +40,6 @@ def guard_run(context: dg.OpExecutionContext | dg.AssetExecutionContext, postgre
                error=reason)
     raise dg.Failure(
         description=f"Refused to run {context.run.job_name}: {reason}. To allow it: {controls.how_to_fix(reason)}.",
+        metadata={REFUSED_BY: reason},
         allow_retries=False,
     )

@@ -53,6 +53,7 @@ def apply_in_postgres(conn: Connection, policy: RetentionPolicy, now: datetime) 
     cutoff = policy.cutoff(now)
     where = f"{policy.age_column} < :cutoff AND ({policy.condition})"
     if policy.action == "delete":
+        conn.execute(text("SET LOCAL ops.retention = 'on'"))  # the warehouse keeps what retention removes
         count = conn.execute(text(f"DELETE FROM {policy.table} WHERE {where}"), {"cutoff": cutoff}).rowcount
         result = {"deleted": count}
     elif policy.action == "archive_flag":

@@ -15,6 +15,8 @@ from ops_platform.notifications.message import Notification
 
 DIGEST = "digest"  # not a transport: the message waits for the daily digest
 DEFAULT_ROUTES: dict[str, list[str]] = {"SEV0": ["call"], "SEV1": ["sms"], "WARN": [DIGEST], "INFO": [DIGEST]}
+# Logical channels served by a configured transport; until one is configured, the local outbox.
+DEFAULT_ALIASES: dict[str, str] = {"call": "outbox", "sms": "outbox"}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from ops_platform.framework.controls import read_controls
 from ops_platform.framework.dead_letters import dead_letter
 from ops_platform.notifications.channels import Channel, DeliveryError, OutboxChannel, WebhookChannel
 from ops_platform.notifications.message import Notification
-from ops_platform.notifications.policy import DEFAULT_ROUTES, decide
+from ops_platform.notifications.policy import DEFAULT_ALIASES, DEFAULT_ROUTES, decide
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import ConfigError
 
@@ -24,7 +24,7 @@ class NotifierResource(dg.ConfigurableResource):
     postgres: PostgresResource
     routes: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROUTES),
                                          description="Severity → channel names ('digest' waits for the daily digest).")
-    aliases: dict[str, str] = Field(default_factory=lambda: {"call": "outbox", "sms": "outbox"},
+    aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ALIASES),
                                     description="Channel names served by another channel until configured.")
     webhook_url: str | None = Field(default=None, description="Generic signed webhook endpoint.")
     webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 secret (EnvVar).")

@@ -54,7 +54,8 @@ inactive_users_job = dg.define_asset_job("inactive_users_job", selection=[inacti
                                          description="Marks users inactive for 90+ days (seed 002).")
 health_check_job = dg.define_asset_job("health_check_job", selection=dg.AssetSelection.checks(table_size_checks),
                                        description="Seed 002 healthCheck: table sizes and reachability.")
-warehouse_sync_job = dg.define_asset_job("warehouse_sync_job", selection=WAREHOUSE_ASSETS,
+warehouse_sync_job = dg.define_asset_job("warehouse_sync_job",
+                                         selection=dg.AssetSelection.assets(*WAREHOUSE_ASSETS).without_checks(),
                                          description="Postgres → ClickHouse sync of every synced table.")
 
 INCREMENTAL = {"ops": {a.op.name: {"config": {"mode": "incremental"}} for a in WAREHOUSE_ASSETS}}

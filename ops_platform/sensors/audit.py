@@ -1,7 +1,8 @@
 """The audit trail of every run, written by run-status sensors rather than by each job.
 
 A failed run that Dagster will not retry (op retries exhausted, or run retries used up) is also
-dead-lettered, so exhausted work is listed in one table whatever job it was.
+dead-lettered, so exhausted work is listed in one table whatever job it was. Refusals by a control
+and runs canceled by a person are decisions, not exhausted work: audited, never dead-lettered.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dagster as dg
 
 from ops_platform.framework.audit import record
 from ops_platform.framework.dead_letters import dead_letter
+from ops_platform.framework.guard import REFUSED_BY
 from ops_platform.resources.postgres import PostgresResource
 
 _SUMMARY_EVENTS = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_OUTPUT)
@@ -40,14 +42,14 @@ def error_chain(error) -> str:
 
 
 def record_outcome(context: dg.RunStatusSensorContext, postgres: PostgresResource, success: bool,
-                   error: str | None = None) -> None:
+                   error: str | None = None, exhausted: bool = False) -> None:
     run = context.dagster_run
     stats = context.instance.get_run_stats(run.run_id)
     duration_ms = int((stats.end_time - stats.start_time) * 1000) if stats.start_time and stats.end_time else None
     with postgres.begin() as conn:
         record(conn, action=run.job_name, action_type="run", run_id=run.run_id, success=success, error=error,
                duration_ms=duration_ms, output=run_summary(context.instance, run.run_id))
-        if not success and run.tags.get("dagster/will_retry") != "true":
+        if exhausted and run.tags.get("dagster/will_retry") != "true":
             dead_letter(conn, source=run.job_name, dedup_key=f"run:{run.run_id}", error=error or "failed",
                         attempts=int(run.tags.get("dagster/retry_number", 0)) + 1,
                         payload={"run_id": run.run_id, "partition": run.tags.get("dagster/partition")})
@@ -62,10 +64,11 @@ def audit_run_success(context: dg.RunStatusSensorContext, postgres: PostgresReso
 @dg.run_failure_sensor(name="audit_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Audits every failed run and dead-letters the ones that will not be retried.")
 def audit_run_failure(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
-    step_errors = [error_chain(e.step_failure_data.error) for e in context.get_step_failure_events()
-                   if e.step_failure_data.error]
+    failures = [e.step_failure_data for e in context.get_step_failure_events()]
+    step_errors = [error_chain(f.error) for f in failures if f.error]
+    refused = any(f.user_failure_data and REFUSED_BY in f.user_failure_data.metadata for f in failures)
     message = "; ".join(step_errors) or (context.failure_event.message or "run failed")
-    record_outcome(context, postgres, success=False, error=message[:4000])
+    record_outcome(context, postgres, success=False, error=message[:4000], exhausted=not refused)
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED, name="audit_run_canceled",

@@ -1,7 +1,9 @@
 """Health monitor (seed 003, every 5 minutes): runs even when jobs are disabled, alerts at most hourly.
 
-It checks the database (reachable, answer time), the disk under the data directory and the
-dead-letter table, reports the switches, and launches one alert run per hour when unhealthy.
+It checks the database (reachable, answer time), the disk under the data directory and whether the
+dead-letter table grew, reports the switches, and launches one alert run per hour when unhealthy.
+It obeys no control, the kill switch included: it changes no data, and the alert it launches goes
+through the notification policy, which suppresses it under the kill switch or with comms off.
 """
 
 from __future__ import annotations
@@ -31,14 +33,17 @@ def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_AL
         with postgres.begin() as conn:
             conn.execute(text("SELECT 1"))
             controls = read_controls(conn)
-            open_letters = conn.execute(text("SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")).scalar_one()
+            open_letters, new_letters = conn.execute(text(
+                "SELECT count(*), count(*) FILTER (WHERE created_at > now() - interval '1 hour') "
+                "FROM dead_letters WHERE resolved_at IS NULL")).one()
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         report |= {"db_latency_ms": latency_ms, "kill_switch": controls.kill_switch,
                    "jobs_enabled": controls.jobs_enabled, "open_dead_letters": open_letters}
         if latency_ms > DB_SLOW_MS:
             problems.append(f"database answered in {latency_ms} ms (> {DB_SLOW_MS} ms)")
-        if open_letters:
-            problems.append(f"{open_letters} unresolved dead letters")
+        if new_letters:  # the queue grew; letters already reported are listed, not re-alerted
+            problems.append(f"{new_letters} new dead letters in the last hour ({open_letters} unresolved; "
+                            "see `ops dead-letters`)")
     except DatabaseUnavailable as err:
         problems.append(str(err))
     home = ops_home()

@@ -1,10 +1,12 @@
 """Every 10 minutes: builds running for 30+ minutes become one run that fails and notifies them.
 
-The run_key is made from the build ids, so two ticks that see the same stalled builds (the run
-has not finished yet) launch one run; the job is idempotent for builds that appear again.
+The run_key is made from the build ids and the hour, so ticks that see the same stalled builds
+while their run is pending launch one run, and a run that was refused or failed is tried again the
+next hour; the job is idempotent for builds that appear again.
 """
 
 import hashlib
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -25,10 +27,11 @@ def stalled_builds_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
     if not ids:
         return dg.SensorResult(skip_reason=dg.SkipReason("no stalled builds"))
     digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
+    hour = datetime.now(UTC).strftime("%Y%m%d%H")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
-                run_key=f"stalled_builds:{digest}",
+                run_key=f"stalled_builds:{digest}:{hour}",
                 run_config={"ops": {"fail_stalled_builds": {"config": {"build_ids": ids}}}},
                 tags={"ops/stalled_builds": str(len(ids))},
             )

@@ -62,6 +62,7 @@ def move_to_warehouse(spec: ArchiveSpec, postgres: PostgresResource, ch: Client,
                 raise ArchiveMismatch(
                     f"{spec.archive} holds {archived[0]} rows of ids {lo}..{hi}, Postgres {expected[0]}; nothing deleted"
                 )
+            conn.execute(text("SET LOCAL ops.retention = 'on'"))  # archived, not a delete to propagate
             deleted = conn.execute(
                 text(f"DELETE FROM {spec.table} WHERE id BETWEEN :lo AND :hi AND {spec.age_column} < :cutoff"), params
             ).rowcount

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,9 +20,11 @@ from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sync.spec import SyncedTable
+from ops_platform.sync.types import Column, postgres_columns
 
 CHUNK_BYTES = 32 * 1024 * 1024
-INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
+# A block may span any number of days: a backfill of a year is one insert stream.
+INSERT_SETTINGS = {"date_time_input_format": "best_effort", "max_partitions_per_insert_block": 0}
 
 # The newest instant before which every transaction has ended: rows stamped earlier are committed
 # (updated_at is the writer's transaction start), so a watermark never skips a late commit.
@@ -33,12 +36,97 @@ WHERE datname = current_database() AND backend_type = 'client backend'
 """)
 
 
+class SchemaDrift(RuntimeError):
+    """ClickHouse's table no longer matches Postgres' columns."""
+
+
+class SyncPermissionError(PermissionError):
+    """The sync's role cannot see other sessions, so it cannot tell which rows are committed."""
+
+
+# Without this, pg_stat_activity hides other users' transactions and the watermark could pass a
+# transaction that commits later: the sync refuses rather than silently skipping rows.
+CAN_SEE_SESSIONS_SQL = text(
+    "SELECT rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'member') FROM pg_roles WHERE rolname = current_user"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One table's sync, as derived from the Postgres catalog."""
+
+    table: SyncedTable
+    columns: list[Column]
+
+    def select_list(self) -> str:
+        return ", ".join([*(c.select_expression() for c in self.columns), self.table.version_expression()])
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns] + ["_version"]
+
+
+def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
+    """Check types, create the ClickHouse table if new, refuse on drift, install the Postgres triggers.
+
+    Everything here happens before a row moves, so a bad column stops the run with its name.
+    """
+    with postgres.begin() as conn:
+        if not conn.execute(CAN_SEE_SESSIONS_SQL).scalar_one():
+            raise SyncPermissionError(
+                "the sync's Postgres role must see every session's open transaction: "
+                "GRANT pg_read_all_stats TO <sync role>"
+            )
+        columns = postgres_columns(conn, table.name)
+        table.validate(columns)
+        _install_triggers(conn, table)
+    ch.command(table.ddl(columns))
+    existing = [r[0] for r in ch.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} ORDER BY position",
+        parameters={"t": table.name}).result_rows]
+    expected = [c.name for c in columns] + ["_version", "_deleted"]
+    if existing != expected:
+        added, gone = set(expected) - set(existing), set(existing) - set(expected)
+        raise SchemaDrift(f"{table.name}: ClickHouse columns differ from Postgres (new in Postgres: {sorted(added)}, "
+                          f"only in ClickHouse: {sorted(gone)}); migrate the warehouse table, then backfill")
+    return Plan(table, columns)
+
+
+@contextmanager
+def table_lock(table: SyncedTable, postgres: PostgresResource) -> Iterator[None]:
+    """One sync of a table at a time, whatever the pool limit: a partition replace must never copy an
+    older snapshot over rows an incremental run has just moved. Held on its own session."""
+    with postgres.engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": f"ops_sync:{table.name}"})
+        conn.commit()  # a session lock outlives the transaction; an idle-in-transaction session would hold back the watermark
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"ops_sync:{table.name}"})
+            conn.commit()
+
+
+def _install_triggers(conn, table: SyncedTable) -> None:
+    """Create the sync's triggers once. Checking the catalog takes no lock; CREATE TRIGGER does, and
+    would queue every writer behind any long transaction, so it runs only when a trigger is missing."""
+    present = {r[0] for r in conn.execute(
+        text("SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal"), {"t": table.name})}
+    wanted = {
+        f"{table.name}_touch": f"BEFORE INSERT OR UPDATE ON {table.name} FOR EACH ROW EXECUTE FUNCTION ops_touch_updated_at()",
+        f"{table.name}_tombstone": f"AFTER DELETE ON {table.name} FOR EACH ROW "
+                                   f"EXECUTE FUNCTION ops_sync_tombstone('{table.key}', '{table.partition_column}')",
+    }
+    for name, definition in wanted.items():
+        if name not in present:
+            conn.execute(text(f"CREATE TRIGGER {name} {definition}"))
+
+
 @dataclass(frozen=True)
 class SyncResult:
     rows: int
     window_start: datetime | None
     window_end: datetime | None
     mode: str
+    deletes: int = 0
 
     def metadata(self) -> dict:
         return {
@@ -46,16 +134,18 @@ class SyncResult:
             "rows": self.rows,
             "window_start": self.window_start.isoformat() if self.window_start else "",
             "window_end": self.window_end.isoformat() if self.window_end else "",
+            "deletes": self.deletes,
         }
 
 
-def incremental(table: SyncedTable, postgres: PostgresResource, ch: Client) -> SyncResult:
-    """Copy rows with watermark ≤ cursor < upper, then advance the watermark to upper.
+def incremental(plan: Plan, postgres: PostgresResource, ch: Client) -> SyncResult:
+    """Copy rows and tombstones with watermark ≤ time < upper, then advance the watermark to upper.
 
     The window is written down (pending_upper) before any row moves; a run that dies after
     inserting and before advancing repeats the same window in the same order, so ClickHouse's
     insert deduplication drops the repeated blocks and FINAL sees one row per key regardless.
     """
+    table = plan.table
     with postgres.begin() as conn:
         conn.execute(text("INSERT INTO sync_state (table_name) VALUES (:t) ON CONFLICT DO NOTHING"), {"t": table.name})
         state = conn.execute(
@@ -63,36 +153,43 @@ def incremental(table: SyncedTable, postgres: PostgresResource, ch: Client) -> S
         ).one()
         upper = state.pending_upper or conn.execute(SAFE_UPPER_SQL).scalar_one()
         conn.execute(text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t"), {"u": upper, "t": table.name})
+    window = {"lo": state.watermark, "hi": upper, "t": table.name}
     query = (
-        f"SELECT {table.select_list()} FROM {table.name} "
+        f"SELECT {plan.select_list()} FROM {table.name} "
         f"WHERE {table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s "
         f"ORDER BY {table.cursor}, {table.key}"
     )
-    rows = copy_into(ch, table.name, table.column_names(), postgres, query, {"lo": state.watermark, "hi": upper})
+    rows = copy_into(ch, table.name, plan.column_names(), postgres, query, window)
+    tombstones = (
+        "SELECT key_value, partition_value, (extract(epoch FROM deleted_at) * 1000000)::bigint, 1 "
+        "FROM sync_tombstones WHERE table_name = %(t)s "
+        "AND deleted_at >= coalesce(%(lo)s::timestamptz, '-infinity') AND deleted_at < %(hi)s ORDER BY deleted_at, key_value"
+    )
+    deletes = copy_into(ch, table.name, [table.key, table.partition_column, "_version", "_deleted"], postgres,
+                        tombstones, window)
     with postgres.begin() as conn:
         conn.execute(
             text(
                 "UPDATE sync_state SET watermark = :u, pending_upper = NULL, rows_synced = rows_synced + :n,"
-                " updated_at = now() WHERE table_name = :t"
+                " updated_at = now() WHERE table_name = :t AND pending_upper = :u"
             ),
             {"u": upper, "n": rows, "t": table.name},
         )
-    return SyncResult(rows, state.watermark, upper, "incremental")
+    return SyncResult(rows, state.watermark, upper, "incremental", deletes)
 
 
-def replace_partitions(
-    table: SyncedTable, postgres: PostgresResource, ch: Client, start: datetime, end: datetime
-) -> SyncResult:
+def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start: datetime, end: datetime) -> SyncResult:
     """Make the days in [start, end) in ClickHouse an exact copy of Postgres, and touch no other day."""
+    table = plan.table
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
     ch.command(f"CREATE TABLE {staging} AS {table.name}")
     try:
         query = (
-            f"SELECT {table.select_list()} FROM {table.name} "
+            f"SELECT {plan.select_list()} FROM {table.name} "
             f"WHERE {table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s "
             f"ORDER BY {table.key}"
         )
-        rows = copy_into(ch, staging, table.column_names(), postgres, query, {"lo": start, "hi": end})
+        rows = copy_into(ch, staging, plan.column_names(), postgres, query, {"lo": start, "hi": end})
         filled = {r[0] for r in ch.query(f"SELECT DISTINCT _partition_id FROM {staging}").result_rows}
         for day in _days(start, end):
             partition = day.strftime("%Y%m%d")

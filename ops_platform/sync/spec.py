@@ -1,33 +1,51 @@
-"""What a synced table is. Adding a table is one SyncedTable entry (and its ClickHouse DDL)."""
+"""What is synced. Adding a table is one SyncedTable entry: its ClickHouse table (columns and types
+from the Postgres catalog), triggers and Dagster asset follow from it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ops_platform.sync.types import Column, UnsupportedType
+
+INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
 
 @dataclass(frozen=True)
 class SyncedTable:
-    name: str                 # same name in Postgres and ClickHouse
-    key: str                  # primary key: one row per key after FINAL
-    cursor: str               # updated_at-style column maintained by ops_touch_updated_at()
-    partition_column: str     # immutable timestamp: daily partitions in ClickHouse and Dagster
-    columns: tuple[str, ...]  # Postgres select expressions, in ClickHouse column order (without _version)
+    name: str                       # same name in Postgres and ClickHouse
+    partition_column: str           # immutable timestamp: daily partitions in ClickHouse and Dagster
+    key: str = "id"                 # integer primary key: one row per key after FINAL
+    cursor: str = "updated_at"      # stamped by ops_touch_updated_at()
+    order_by: tuple[str, ...] = field(default=())  # ClickHouse ORDER BY; (key,) when empty
 
-    def select_list(self) -> str:
-        version = f"(extract(epoch FROM {self.cursor}) * 1000000)::bigint"
-        return ", ".join([*self.columns, version])
+    def validate(self, columns: list[Column]) -> None:
+        by_name = {c.name: c for c in columns}
+        needs = {self.key: INTEGER_TYPES, self.cursor: {"timestamp with time zone"},
+                 self.partition_column: {"timestamp with time zone"}}
+        for name, allowed in needs.items():
+            column = by_name.get(name)
+            if column is None or column.pg_type not in allowed or column.nullable:
+                raise UnsupportedType(f"{self.name}.{name} must be a NOT NULL {' or '.join(sorted(allowed))} column")
+        for column in columns:
+            column.clickhouse_type(self.name)  # raises, naming the column, before any row moves
 
-    def column_names(self) -> list[str]:
-        return [c.split("::")[0] for c in self.columns] + ["_version"]
+    def ddl(self, columns: list[Column]) -> str:
+        body = ",\n    ".join(f"`{c.name}` {c.clickhouse_type(self.name)}" for c in columns)
+        order = ", ".join(self.order_by or (self.key,))
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body},\n    _version UInt64,\n    _deleted UInt8 DEFAULT 0\n)\n"
+            f"ENGINE = ReplacingMergeTree(_version, _deleted)\nPARTITION BY toYYYYMMDD({self.partition_column})\n"
+            f"ORDER BY ({order})\nSETTINGS non_replicated_deduplication_window = 1000"
+        )
+
+    def version_expression(self) -> str:
+        return f"(extract(epoch FROM {self.cursor}) * 1000000)::bigint"
 
 
-BUILDS = SyncedTable(
-    name="builds",
-    key="id",
-    cursor="updated_at",
-    partition_column="started_at",
-    columns=("id", "prd_name", "status", "started_at", "completed_at", "duration_ms", "error", "cost_usd",
-             "meta::text", "updated_at"),
+SYNCED_TABLES = (
+    SyncedTable("builds", partition_column="started_at"),
+    SyncedTable("tasks", partition_column="created_at"),
+    SyncedTable("executions", partition_column="ts"),
+    SyncedTable("agent_activity_feed", partition_column="ts"),
 )
-
-SYNCED_TABLES = (BUILDS,)
+BUILDS = SYNCED_TABLES[0]
