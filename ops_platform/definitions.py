@@ -4,6 +4,7 @@ import dagster as dg
 
 from ops_platform.assets.agent_builds import build_stats, inactive_users
 from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.campaigns import CAMPAIGN_ASSETS
 from ops_platform.assets.operational import OPERATIONAL, table_size_checks
 from ops_platform.assets.warehouse import WAREHOUSE_ASSETS, WAREHOUSE_CHECKS
 from ops_platform.jobs.notify import notify_job
@@ -15,7 +16,7 @@ from ops_platform.sensors.health import health_monitor
 from ops_platform.sensors.stalled_builds import stalled_builds_sensor
 
 defs = dg.Definitions(
-    assets=[*OPERATIONAL, agent_stats_cache, build_stats, inactive_users, *WAREHOUSE_ASSETS],
+    assets=[*OPERATIONAL, agent_stats_cache, build_stats, inactive_users, *WAREHOUSE_ASSETS, *CAMPAIGN_ASSETS],
     asset_checks=[*WAREHOUSE_CHECKS, table_size_checks],
     jobs=[*JOBS, stalled_builds_job, notify_job],
     schedules=SCHEDULES,

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import sql
 
 
@@ -17,6 +19,16 @@ def test_an_unreachable_database_is_one_clear_line_without_the_password():
     assert result.returncode == 2
     assert result.stderr.startswith("ops: error: cannot reach the operational database at 127.0.0.1:1/ops")
     assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("variable, schedule", [("SEAT_USAGE_CRON_INTERVAL", "seat_usage_schedule"),
+                                                ("CREDIT_USAGE_CRON_INTERVAL", "credit_usage_schedule"),
+                                                ("VIS_CRON_SCHEDULE", "vis_schedule")])
+def test_the_seeds_cron_variables_override_their_schedules(variable, schedule):
+    result = ops("check", **{variable: "7 3 * * *"})
+    line = next(line for line in result.stdout.splitlines() if schedule in line)
+    assert result.returncode == 0 and "7 3 * * *" in line
+    assert ops("check", **{variable: "every hour"}).returncode == 2
 
 
 def test_a_malformed_cron_override_is_a_clear_error():

@@ -13,17 +13,23 @@ ROOT = Path(__file__).parent.parent
 INVENTORY = {
     "jobs": {"agent_stats_job", "warehouse_sync_job", "stalled_builds_job", "notify_job", "build_stats_job",
              "inactive_users_job", "health_check_job", "activity_cleanup_job", "execution_compaction_job",
-             "log_retention_job", "archive_cleanup_job"},
+             "log_retention_job", "archive_cleanup_job", "seat_usage_job", "credit_usage_job", "campaign_metrics_job",
+             "vis_job", "cache_warmer_job", "auto_transition_job", "ai_budget_reset_job"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
         "health_check_schedule": "*/30 * * * *", "activity_cleanup_schedule": "0 * * * *",
         "execution_compaction_schedule": "0 0 * * *", "log_retention_schedule": "0 3 * * *",
-        "archive_cleanup_schedule": "0 2 * * *",
+        "archive_cleanup_schedule": "0 2 * * *", "seat_usage_schedule": "0 * * * *",
+        "credit_usage_schedule": "0 * * * *", "campaign_metrics_schedule": "0 * * * *", "vis_schedule": "0 2 * * *",
+        "auto_transition_schedule": "0 * * * *", "ai_budget_reset_schedule": "0 0 * * *",
+        "cache_warmer_schedule": "30 7 * * 1-5",
     },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled"},
-    "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks"},
+    "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks",
+               "seat_usage", "credit_usage", "warehouse/campaign_metrics_hourly", "warehouse/vis_scores",
+               "warehouse/campaigns", "warehouse/volunteer_activities"},
 }
 
 

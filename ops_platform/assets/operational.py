@@ -11,7 +11,8 @@ from sqlalchemy import text
 
 from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
 
-TABLES = ["builds", "tasks", "executions", "agent_activity_feed", "user_profiles", "agents"]
+TABLES = ["builds", "tasks", "executions", "agent_activity_feed", "user_profiles", "agents",
+          "campaigns", "volunteer_activities"]
 WARN_ABOVE = {"tasks": 100_000, "agent_activity_feed": 1_000_000}
 
 OPERATIONAL = [

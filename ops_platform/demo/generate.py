@@ -20,7 +20,10 @@ AGENTS = [
     "EUROPA", "IO", "GANYMEDE", "CALLISTO", "ENCELADUS", "MIMAS", "TRITON", "CHARON", "ATLAS", "ANDROMEDA",
 ]  # seed 002 has 21 agents
 CHUNK_ROWS = 250_000
-DEMO_TABLES = ["agent_activity_feed", "executions", "tasks", "builds", "user_profiles", "agent_stats_cache", "agents"]
+DEMO_TABLES = ["agent_activity_feed", "executions", "tasks", "builds", "user_profiles", "agent_stats_cache", "agents",
+               "campaign_usage", "volunteer_activities", "credit_ledger", "campaign_seats", "volunteers", "campaigns",
+               "ai_budget_history", "ai_budgets"]
+ACTIVITY_TYPES = ["volunteering", "mentoring", "event", "workshop"]
 
 
 def generate(postgres: PostgresResource, scale: int = 100_000, seed: int = 7, now: datetime | None = None) -> dict[str, int]:
@@ -48,6 +51,7 @@ def generate(postgres: PostgresResource, scale: int = 100_000, seed: int = 7, no
         _copy(conn, "agent_activity_feed", ["agent_name", "event_type", "details", "ts"],
               _activity(rng, counts["agent_activity_feed"], now))
         _copy(conn, "user_profiles", ["email", "last_active_at"], [_users(rng, counts["user_profiles"], now)])
+        counts |= _campaign_domain(conn, rng, scale, now)
         conn.execute("ANALYZE")
     return counts
 
@@ -143,3 +147,50 @@ def _users(rng, n: int, now: datetime) -> pd.DataFrame:
         "email": [f"user{i}@example.com" for i in range(1, n + 1)],
         "last_active_at": _ago(rng, n, now, 180),
     })
+
+
+def _campaign_domain(conn, rng, scale: int, now: datetime) -> dict[str, int]:
+    """Seed 004: campaigns in every status, seats, a credit ledger, volunteer activities, AI budgets."""
+    n_campaigns, n_volunteers = max(20, scale // 500), max(200, scale // 50)
+    today = pd.Timestamp(now).normalize()
+    starts = today + pd.to_timedelta(rng.integers(-90, 30, n_campaigns), unit="D")
+    campaigns = pd.DataFrame({
+        "name": [f"campaign {i}" for i in range(1, n_campaigns + 1)],
+        "status": "scheduled",
+        "starts_on": starts.strftime("%Y-%m-%d"),
+        "ends_on": (starts + pd.to_timedelta(rng.integers(30, 120, n_campaigns), unit="D")).strftime("%Y-%m-%d"),
+        "seat_capacity": rng.integers(10, 60, n_campaigns),
+        "credit_budget": np.round(rng.uniform(500, 5000, n_campaigns), 2),
+        "created_at": pd.DatetimeIndex(starts - pd.Timedelta(days=14)),
+    })
+    campaigns.loc[::10, "status"] = "draft"
+    _copy(conn, "campaigns", list(campaigns.columns), [campaigns])
+    _copy(conn, "volunteers", ["name"], [pd.DataFrame({"name": [f"volunteer {i}" for i in range(1, n_volunteers + 1)]})])
+    n_seats = int(campaigns.seat_capacity.sum() * 0.8)
+    seat_campaign = rng.integers(1, n_campaigns + 1, n_seats)
+    assigned = _ago(rng, n_seats, now, 60)
+    released = pd.Series(assigned + pd.to_timedelta(rng.integers(1, 40, n_seats), unit="D")).where(rng.random(n_seats) < 0.3)
+    seats = pd.DataFrame({"campaign_id": seat_campaign, "volunteer_id": rng.integers(1, n_volunteers + 1, n_seats),
+                          "assigned_at": assigned, "released_at": pd.DatetimeIndex(released)})
+    _copy(conn, "campaign_seats", list(seats.columns), [seats])
+    n_ledger = n_campaigns * 20
+    ledger = pd.DataFrame({"campaign_id": rng.integers(1, n_campaigns + 1, n_ledger),
+                           "amount": np.round(rng.uniform(5, 400, n_ledger), 2), "kind": "spend",
+                           "created_at": _ago(rng, n_ledger, now, 60)})
+    _copy(conn, "credit_ledger", list(ledger.columns), [ledger])
+    n_activities = max(1_000, scale // 2)
+    activities = pd.DataFrame({
+        "volunteer_id": rng.integers(1, n_volunteers + 1, n_activities),
+        "campaign_id": rng.integers(1, n_campaigns + 1, n_activities),
+        "activity_type": np.array(ACTIVITY_TYPES)[rng.integers(0, len(ACTIVITY_TYPES), n_activities)],
+        "hours": np.round(rng.uniform(0.5, 8, n_activities), 2),
+        "occurred_at": _ago(rng, n_activities, now, 120),
+    })
+    _copy(conn, "volunteer_activities", list(activities.columns), [activities])
+    budgets = pd.DataFrame({"scope": ["q2q-ai", "q2q-ai", "reports", "reports"], "period": ["daily", "monthly"] * 2,
+                            "limit_usd": [50, 1000, 20, 400], "spent_usd": [12.5, 310, 3, 95],
+                            "period_start": [(today - pd.Timedelta(days=1)).strftime("%Y-%m-%d"),
+                                             today.replace(day=1).strftime("%Y-%m-%d")] * 2})
+    _copy(conn, "ai_budgets", list(budgets.columns), [budgets])
+    return {"campaigns": n_campaigns, "volunteers": n_volunteers, "campaign_seats": n_seats,
+            "credit_ledger": n_ledger, "volunteer_activities": n_activities, "ai_budgets": len(budgets)}

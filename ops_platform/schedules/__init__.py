@@ -8,10 +8,12 @@ import dagster as dg
 
 from ops_platform.assets.agent_builds import build_stats, inactive_users
 from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.campaigns import DAILY_SCORES, HOURLY, campaign_metrics_hourly, credit_usage, seat_usage, vis_scores
 from ops_platform.assets.operational import table_size_checks
 from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS
 from ops_platform.framework.controls import ALWAYS_RUNS, WRITE_JOB
 from ops_platform.framework.guard import tick_gate
+from ops_platform.jobs.campaigns import ai_budget_reset_job, auto_transition_job
 from ops_platform.jobs.maintenance import (
     activity_cleanup_job,
     archive_cleanup_job,
@@ -58,6 +60,21 @@ warehouse_sync_job = dg.define_asset_job("warehouse_sync_job",
                                          selection=dg.AssetSelection.assets(*WAREHOUSE_ASSETS).without_checks(),
                                          description="Postgres → ClickHouse sync of every synced table.")
 
+seat_usage_job = dg.define_asset_job("seat_usage_job", selection=[seat_usage], description="Seed 004 seat usage.")
+credit_usage_job = dg.define_asset_job("credit_usage_job", selection=[credit_usage], description="Seed 004 credit usage.")
+campaign_metrics_job = dg.define_asset_job("campaign_metrics_job", selection=[campaign_metrics_hourly],
+                                           description="Seed 004 hourly campaign metric snapshots (ClickHouse).")
+vis_job = dg.define_asset_job("vis_job", selection=[vis_scores], description="Seed 004 VIS score recalculation.")
+cache_warmer_job = dg.define_asset_job("cache_warmer_job", selection=[agent_stats_cache, build_stats, seat_usage, credit_usage],
+                                       description="Seed 004 cache warmer: the dashboard caches, fresh before business hours.")
+
+
+def _last_partition(partitions):
+    def request(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return dg.RunRequest(partition_key=partitions.get_last_partition_key(current_time=context.scheduled_execution_time))
+    return request
+
+
 INCREMENTAL = {"ops": {a.op.name: {"config": {"mode": "incremental"}} for a in WAREHOUSE_ASSETS}}
 
 
@@ -85,6 +102,22 @@ SCHEDULES = [
                    description="Seed 001 log cleanup, daily at 03:00 UTC."),
     gated_schedule("archive_cleanup_schedule", archive_cleanup_job, "0 2 * * *", timezone="America/Chicago",
                    description="Seed 003 cleanup_old_data (archive, never delete), daily at 02:00 Central."),
+    gated_schedule("seat_usage_schedule", seat_usage_job, "0 * * * *", env_var="SEAT_USAGE_CRON_INTERVAL",
+                   description="Seed 004 track-seat-usage, hourly."),
+    gated_schedule("credit_usage_schedule", credit_usage_job, "0 * * * *", env_var="CREDIT_USAGE_CRON_INTERVAL",
+                   description="Seed 004 track-credit-usage, hourly."),
+    gated_schedule("campaign_metrics_schedule", campaign_metrics_job, "0 * * * *", request=_last_partition(HOURLY),
+                   description="Seed 004 aggregate-campaign-metrics, hourly: the hour that just ended."),
+    gated_schedule("vis_schedule", vis_job, "0 2 * * *", env_var="VIS_CRON_SCHEDULE",
+                   request=_last_partition(DAILY_SCORES), description="Seed 004 VIS recalculation, daily at 02:00: yesterday."),
+    gated_schedule("auto_transition_schedule", auto_transition_job, "0 * * * *",
+                   description="Seed 004 auto-transition-campaigns, hourly."),
+    gated_schedule("ai_budget_reset_schedule", ai_budget_reset_job, "0 0 * * *",
+                   description="Seed 004 AI budget reset, daily at 00:00 UTC (monthly budgets on the 1st)."),
+    gated_schedule("cache_warmer_schedule", cache_warmer_job, "30 7 * * 1-5", timezone="America/Chicago",
+                   description="Seed 004 cache warmer, weekdays at 07:30 Central, before business hours."),
 ]
 JOBS = [agent_stats_job, build_stats_job, inactive_users_job, health_check_job, warehouse_sync_job,
-        activity_cleanup_job, log_retention_job, archive_cleanup_job, execution_compaction_job]
+        activity_cleanup_job, log_retention_job, archive_cleanup_job, execution_compaction_job,
+        seat_usage_job, credit_usage_job, campaign_metrics_job, vis_job, cache_warmer_job,
+        auto_transition_job, ai_budget_reset_job]

@@ -47,5 +47,7 @@ SYNCED_TABLES = (
     SyncedTable("tasks", partition_column="created_at"),
     SyncedTable("executions", partition_column="ts"),
     SyncedTable("agent_activity_feed", partition_column="ts"),
+    SyncedTable("campaigns", partition_column="created_at"),
+    SyncedTable("volunteer_activities", partition_column="occurred_at"),
 )
 BUILDS = SYNCED_TABLES[0]

@@ -1,0 +1,1 @@
+"""Seed 004: campaigns, their lifecycle and their usage."""
