@@ -47,13 +47,14 @@ def synced_table_asset(table: SyncedTable) -> dg.AssetsDefinition:
         guard_run(context, postgres)
         with engine.table_lock(table, postgres), warehouse.client() as ch:
             plan = engine.prepare(table, postgres, ch)
+            pull = warehouse.pull_postgres_url
             if config.mode == "incremental":
-                result = engine.incremental(plan, postgres, ch)
+                result = engine.incremental(plan, postgres, ch, pull)
             else:
                 window = context.partition_time_window
-                result = engine.replace_partitions(plan, postgres, ch, window.start, window.end)
+                result = engine.replace_partitions(plan, postgres, ch, window.start, window.end, pull)
         context.log.info(f"{table.name}: {result.mode} moved {result.rows} rows")
-        return dg.MaterializeResult(metadata=result.metadata())
+        return dg.MaterializeResult(metadata=result.metadata() | {"path": "server pull" if pull else "client stream"})
 
     @dg.asset_check(asset=_asset, name="matches_postgres", blocking=False, pool=WAREHOUSE_POOL,
                     retry_policy=DEFAULT_RETRY_POLICY,

@@ -36,7 +36,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     postgres = PostgresResource(url=dg.EnvVar(DATABASE_URL_VAR))
     return {
         "postgres": postgres,
-        "warehouse": WarehouseResource(url=dg.EnvVar(WAREHOUSE_URL_VAR), database=warehouse_database()),
+        "warehouse": WarehouseResource(url=dg.EnvVar(WAREHOUSE_URL_VAR), database=warehouse_database(),
+                                       pull_postgres_url=_optional_env("OPS_SYNC_PULL_URL")),
         "notifier": NotifierResource(
             postgres=postgres,
             webhook_url=_optional_env("OPS_WEBHOOK_URL"),

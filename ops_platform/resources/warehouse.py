@@ -57,6 +57,9 @@ class WarehouseResource(dg.ConfigurableResource):
     url: str = Field(description="ClickHouse DSN: http(s)://user:password@host:8123 or chdb:///absolute/dir")
     database: str = Field(default="ops", description="ClickHouse database holding the platform's tables.")
     lock_wait_seconds: float = Field(default=300.0, description="How long to wait for chDB's directory lock.")
+    pull_postgres_url: str | None = Field(
+        default=None, description="When set, ClickHouse pulls synced rows from this Postgres URL (postgresql() table "
+        "function) instead of the platform streaming them; it must be reachable from ClickHouse. EnvVar.")
 
     @property
     def embedded(self) -> bool:

@@ -138,7 +138,7 @@ class SyncResult:
         }
 
 
-def incremental(plan: Plan, postgres: PostgresResource, ch: Client) -> SyncResult:
+def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: str | None = None) -> SyncResult:
     """Copy rows and tombstones with watermark ≤ time < upper, then advance the watermark to upper.
 
     The window is written down (pending_upper) before any row moves; a run that dies after
@@ -159,7 +159,10 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client) -> SyncResul
         f"WHERE {table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s "
         f"ORDER BY {table.cursor}, {table.key}"
     )
-    rows = copy_into(ch, table.name, plan.column_names(), postgres, query, window)
+    if pull_url:
+        rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper)
+    else:
+        rows = copy_into(ch, table.name, plan.column_names(), postgres, query, window)
     tombstones = (
         "SELECT key_value, partition_value, (extract(epoch FROM deleted_at) * 1000000)::bigint, 1 "
         "FROM sync_tombstones WHERE table_name = %(t)s "
@@ -178,7 +181,8 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client) -> SyncResul
     return SyncResult(rows, state.watermark, upper, "incremental", deletes)
 
 
-def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start: datetime, end: datetime) -> SyncResult:
+def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start: datetime, end: datetime,
+                       pull_url: str | None = None) -> SyncResult:
     """Make the days in [start, end) in ClickHouse an exact copy of Postgres, and touch no other day."""
     table = plan.table
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
@@ -189,7 +193,10 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
             f"WHERE {table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s "
             f"ORDER BY {table.key}"
         )
-        rows = copy_into(ch, staging, plan.column_names(), postgres, query, {"lo": start, "hi": end})
+        if pull_url:
+            rows = pull_into(ch, staging, plan, pull_url, table.partition_column, start, end)
+        else:
+            rows = copy_into(ch, staging, plan.column_names(), postgres, query, {"lo": start, "hi": end})
         filled = {r[0] for r in ch.query(f"SELECT DISTINCT _partition_id FROM {staging}").result_rows}
         for day in _days(start, end):
             partition = day.strftime("%Y%m%d")
@@ -215,6 +222,33 @@ def copy_into(ch: Client, target: str, columns: list[str], postgres: PostgresRes
                                   settings=INSERT_SETTINGS)
                     rows += count
     return rows
+
+
+def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, lo: datetime | None, hi: datetime) -> int:
+    """The server-side path: ClickHouse reads Postgres itself through postgresql(), so no row passes
+    through Python. The window predicate is pushed down to Postgres (and its index). Needs ClickHouse
+    to reach Postgres over the network; the client-side stream (copy_into) is the path when it cannot."""
+    names = ", ".join(f"`{c.name}`" for c in plan.columns)
+    version = f"toUInt64(toUnixTimestamp64Micro(`{plan.table.cursor}`))"
+    where = f"`{column}` < {{hi:DateTime64(6, 'UTC')}}" + (f" AND `{column}` >= {{lo:DateTime64(6, 'UTC')}}" if lo else "")
+    source = postgres_source(pull_url, plan.table.name)
+    params = {"lo": lo, "hi": hi}
+    ch.command(f"INSERT INTO {target} ({names}, _version) SELECT {names}, {version} FROM {source} WHERE {where}",
+               parameters=params, settings=INSERT_SETTINGS)
+    return ch.query(f"SELECT count() FROM {source} WHERE {where}", parameters=params).result_rows[0][0]
+
+
+def postgres_source(url: str, table: str) -> str:
+    """postgresql('host:port', 'db', 'table', 'user', 'password'). ClickHouse masks the password in its logs."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+
+    def quoted(value) -> str:
+        return "'" + str(value or "").replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return (f"postgresql({quoted(f'{u.host}:{u.port or 5432}')}, {quoted(u.database)}, {quoted(table)}, "
+            f"{quoted(u.username)}, {quoted(u.password)})")
 
 
 def _chunks(copy) -> Iterator[tuple[bytes, int]]:
