@@ -11,20 +11,17 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import text
 
 from ops_platform.assets.agent_stats import REFRESH_SQL
 from ops_platform.demo import generate as demo
-from ops_platform.embedded import embedded_postgres
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.schema.migrate import migrate_postgres
+from scratch import scratch_platform
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -78,32 +75,24 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1_000_000, help="tasks (and executions)")
     parser.add_argument("--naive-rows", type=int, default=20_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ops-bench-") as home:
-        pg = embedded_postgres(Path(home))
-        pg.start()
-        try:
-            postgres = PostgresResource(url=pg.create_database("bench"))
-            migrate_postgres(postgres)
+    with scratch_platform() as (_, postgres):
+        seconds, counts = timed(lambda: demo.generate(postgres, scale=args.scale, now=NOW))
+        total = sum(counts.values())
+        naive_seconds = naive_inserts(postgres, args.naive_rows)
+        ours_rate, naive_rate = total / seconds, args.naive_rows / naive_seconds
+        print(f"demo data, scale {args.scale:,}: {total:,} rows in {seconds:.1f} s = {ours_rate:,.0f} rows/s (COPY)")
+        print(f"  naive row-by-row INSERT, {args.naive_rows:,} of the same task rows: {naive_rate:,.0f} rows/s")
+        print(f"  ratio: {ours_rate / naive_rate:.1f}x; naive would need {total / naive_rate / 60:.1f} min for the same rows")
 
-            seconds, counts = timed(lambda: demo.generate(postgres, scale=args.scale, now=NOW))
-            total = sum(counts.values())
-            naive_seconds = naive_inserts(postgres, args.naive_rows)
-            ours_rate, naive_rate = total / seconds, args.naive_rows / naive_seconds
-            print(f"demo data, scale {args.scale:,}: {total:,} rows in {seconds:.1f} s = {ours_rate:,.0f} rows/s (COPY)")
-            print(f"  naive row-by-row INSERT, {args.naive_rows:,} of the same task rows: {naive_rate:,.0f} rows/s")
-            print(f"  ratio: {ours_rate / naive_rate:.1f}x; naive would need {total / naive_rate / 60:.1f} min for the same rows")
-
-            sql_seconds, by_sql = timed(lambda: sql_stats(postgres))
-            loop_seconds, by_loop = timed(lambda: naive_stats(postgres))
-            by_sql = {a: (t, d, f, None if m is None else round(m, 2)) for a, (t, d, f, m) in by_sql.items()}
-            assert by_sql == by_loop, "the two ways disagree"
-            print(f"agent stats cache over {counts['tasks']:,} tasks and {counts['executions']:,} executions "
-                  f"({len(by_sql)} agents, results equal):")
-            print(f"  SQL pushdown + upsert: {sql_seconds * 1000:,.0f} ms")
-            print(f"  seed's per-agent loop in Python: {loop_seconds * 1000:,.0f} ms")
-            print(f"  ratio: {loop_seconds / sql_seconds:.1f}x")
-        finally:
-            pg.stop()
+        sql_seconds, by_sql = timed(lambda: sql_stats(postgres))
+        loop_seconds, by_loop = timed(lambda: naive_stats(postgres))
+        by_sql = {a: (t, d, f, None if m is None else round(m, 2)) for a, (t, d, f, m) in by_sql.items()}
+        assert by_sql == by_loop, "the two ways disagree"
+        print(f"agent stats cache over {counts['tasks']:,} tasks and {counts['executions']:,} executions "
+              f"({len(by_sql)} agents, results equal):")
+        print(f"  SQL pushdown + upsert: {sql_seconds * 1000:,.0f} ms")
+        print(f"  seed's per-agent loop in Python: {loop_seconds * 1000:,.0f} ms")
+        print(f"  ratio: {loop_seconds / sql_seconds:.1f}x")
 
 
 if __name__ == "__main__":

@@ -22,16 +22,14 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from sqlalchemy import text
 
-from ops_platform.embedded import chdb_url, embedded_postgres
+from ops_platform.embedded import chdb_url
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
-from ops_platform.schema.migrate import migrate_postgres
+from scratch import scratch_platform
 
 
 CREATE = """
@@ -112,49 +110,42 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changed", type=int, default=100_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="ops-bench-") as home:
-        pg = embedded_postgres(Path(home))
-        pg.start()
-        try:
-            pg_url = pg.create_database("bench")
-            postgres = PostgresResource(url=pg_url)
-            migrate_postgres(postgres)
-            started = time.perf_counter()
-            with postgres.raw() as conn:
-                conn.execute(CREATE.replace("{rows}", str(args.rows)))
-            print(f"generated {args.rows:,} wide rows in Postgres in {time.perf_counter() - started:.1f} s")
-            ch_url, database = chdb_url(Path(home)), "bench"
-            warehouse = WarehouseResource(url=ch_url, database=database)
-            server_side = WarehouseResource(url=ch_url, database="bench_server")
-            for resource in (warehouse, server_side):
-                with resource.client():  # create the database, then let go of the directory
-                    pass
+    with scratch_platform() as (home, postgres):
+        pg_url = postgres.url
+        started = time.perf_counter()
+        with postgres.raw() as conn:
+            conn.execute(CREATE.replace("{rows}", str(args.rows)))
+        print(f"generated {args.rows:,} wide rows in Postgres in {time.perf_counter() - started:.1f} s")
+        ch_url, database = chdb_url(home), "bench"
+        warehouse = WarehouseResource(url=ch_url, database=database)
+        server_side = WarehouseResource(url=ch_url, database="bench_server")
+        for resource in (warehouse, server_side):
+            with resource.client():  # create the database, then let go of the directory
+                pass
 
-            results = {"ceiling": run("ceiling", pg_url, ch_url, database), "ours": run("ours", pg_url, ch_url, database)}
-            with postgres.begin() as conn:
-                conn.execute(text("DELETE FROM sync_state"))  # the server path starts from an empty watermark too
-            results["server"] = run("server", pg_url, ch_url, "bench_server")
-            results["naive"] = run("naive", pg_url, ch_url, database)
-            for path, r in results.items():
-                print(f"  {path:8} {r['rows'] / r['seconds']:>12,.0f} rows/s  {r['seconds']:6.1f} s  peak {r['peak_mb']:,.0f} MB")
-            ours, naive, ceiling = (results[p]["rows"] / results[p]["seconds"] for p in ("ours", "naive", "ceiling"))
-            print(f"  ours / naive = {ours / naive:.1f}x; ours / ceiling = {100 * ours / ceiling:.0f}%")
-            server = results["server"]["rows"] / results["server"]["seconds"]
-            print(f"  server / naive = {server / naive:.1f}x; server / ceiling = {100 * server / ceiling:.0f}%")
-            print(f"  parity (count, sum of ids through FINAL): ours {parity(postgres, warehouse, 'wide_events')}, "
-                  f"server {parity(postgres, server_side, 'wide_events')}, naive {parity(postgres, warehouse, 'naive_events')}")
+        results = {"ceiling": run("ceiling", pg_url, ch_url, database), "ours": run("ours", pg_url, ch_url, database)}
+        with postgres.begin() as conn:
+            conn.execute(text("DELETE FROM sync_state"))  # the server path starts from an empty watermark too
+        results["server"] = run("server", pg_url, ch_url, "bench_server")
+        results["naive"] = run("naive", pg_url, ch_url, database)
+        for path, r in results.items():
+            print(f"  {path:8} {r['rows'] / r['seconds']:>12,.0f} rows/s  {r['seconds']:6.1f} s  peak {r['peak_mb']:,.0f} MB")
+        ours, naive, ceiling = (results[p]["rows"] / results[p]["seconds"] for p in ("ours", "naive", "ceiling"))
+        print(f"  ours / naive = {ours / naive:.1f}x; ours / ceiling = {100 * ours / ceiling:.0f}%")
+        server = results["server"]["rows"] / results["server"]["seconds"]
+        print(f"  server / naive = {server / naive:.1f}x; server / ceiling = {100 * server / ceiling:.0f}%")
+        print(f"  parity (count, sum of ids through FINAL): ours {parity(postgres, warehouse, 'wide_events')}, "
+              f"server {parity(postgres, server_side, 'wide_events')}, naive {parity(postgres, warehouse, 'naive_events')}")
 
-            with postgres.begin() as conn:
-                conn.execute(text("UPDATE wide_events SET note = 'changed' WHERE id <= :n"), {"n": args.changed})
-                plan = "\n".join(r[0] for r in conn.execute(text(
-                    "EXPLAIN SELECT * FROM wide_events WHERE updated_at >= now() - interval '1 minute' "
-                    "AND updated_at < now()")))
-            incremental = run("ours", pg_url, ch_url, database)
-            print(f"incremental after updating {args.changed:,} rows: {incremental['rows']:,} rows in "
-                  f"{incremental['seconds']:.2f} s end to end (process start excluded); "
-                  f"index used: {'Index' in plan}; parity {parity(postgres, warehouse, 'wide_events')}")
-        finally:
-            pg.stop()
+        with postgres.begin() as conn:
+            conn.execute(text("UPDATE wide_events SET note = 'changed' WHERE id <= :n"), {"n": args.changed})
+            plan = "\n".join(r[0] for r in conn.execute(text(
+                "EXPLAIN SELECT * FROM wide_events WHERE updated_at >= now() - interval '1 minute' "
+                "AND updated_at < now()")))
+        incremental = run("ours", pg_url, ch_url, database)
+        print(f"incremental after updating {args.changed:,} rows: {incremental['rows']:,} rows in "
+              f"{incremental['seconds']:.2f} s end to end (process start excluded); "
+              f"index used: {'Index' in plan}; parity {parity(postgres, warehouse, 'wide_events')}")
 
 
 if __name__ == "__main__":

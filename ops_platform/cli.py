@@ -138,30 +138,23 @@ def _check(args) -> int:
 
 
 def _migrate(args) -> int:
-    runtime = rt.start()
-    try:
+    with rt.running() as runtime:
         applied = migrate_postgres(runtime.postgres) + migrate_warehouse(runtime.warehouse)
         print(f"applied: {', '.join(applied) or 'none pending'}")
         return 0
-    finally:
-        runtime.stop()
 
 
 def _demo(args) -> int:
     from ops_platform.demo.generate import generate
 
-    runtime = rt.start()
-    try:
+    with rt.running() as runtime:
         migrate_postgres(runtime.postgres)
         print(generate(runtime.postgres, scale=args.scale))
         return 0
-    finally:
-        runtime.stop()
 
 
 def _dead_letters(args) -> int:
-    runtime = rt.start()
-    try:
+    with rt.running() as runtime:
         with runtime.postgres.begin() as conn:
             if args.action == "resolve":
                 resolved = conn.execute(text(
@@ -177,32 +170,24 @@ def _dead_letters(args) -> int:
             print(f"{r.id:6} {r.created_at:%Y-%m-%d %H:%M} {r.source:28} attempts={r.attempts} {r.error[:100]}")
         print(f"{len(rows)} unresolved")
         return 0
-    finally:
-        runtime.stop()
 
 
 def _dagster(args) -> int:
-    runtime = rt.start()
-    try:
+    with rt.running() as runtime:
         migrate_postgres(runtime.postgres)
         migrate_warehouse(runtime.warehouse)
         return subprocess.call([sys.executable, "-m", "dagster", *args.args], cwd=PROJECT_ROOT)
-    finally:
-        runtime.stop()
 
 
 def _controls(args) -> int:
     changes = _control_changes(args.what, args.values)
-    runtime = rt.start()
-    try:
+    with rt.running() as runtime:
         migrate_postgres(runtime.postgres)
         with runtime.postgres.begin() as conn:
             controls = set_controls(conn, f"cli:{getpass.getuser()}", **changes) if changes else read_controls(conn)
         for name, value in vars(controls).items():
             print(f"{name:18} {value}")
         return 0
-    finally:
-        runtime.stop()
 
 
 def _control_changes(what: str, values: list[str]) -> dict:

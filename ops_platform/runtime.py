@@ -6,6 +6,8 @@ Used by the CLI and the tests alike, so `make run` and `make test` exercise one 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,16 @@ class Runtime:
     def stop(self) -> None:
         if self.embedded and self.started_postgres:
             self.embedded.stop()
+
+
+@contextmanager
+def running(home: Path | None = None) -> Iterator[Runtime]:
+    """The platform's servers for the duration of a command; an embedded server it started stops after."""
+    runtime = start(home)
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
 
 
 def start(home: Path | None = None) -> Runtime:
