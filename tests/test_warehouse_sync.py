@@ -227,3 +227,17 @@ def test_each_path_reports_itself_and_the_pull_never_scans_the_whole_table(postg
     scans_after = sql(postgres, "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'builds'")
     assert scans_after == scans_before, "the incremental window must reach Postgres as an index range, not a full scan"
     assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
+
+
+def test_arrays_arrive_with_their_elements_and_nulls(postgres, warehouse, instance):
+    sql(postgres, "CREATE TABLE tagged (id bigint PRIMARY KEY, tags text[], scores int[], "
+                  "created_at timestamptz NOT NULL DEFAULT '2026-11-01', updated_at timestamptz NOT NULL DEFAULT now())")
+    sql(postgres, """INSERT INTO tagged (id, tags, scores) VALUES
+        (1, ARRAY['a', 'it''s', 'back\\slash', NULL, 'comma,here'], ARRAY[1, NULL, 3]),
+        (2, '{}', '{}'), (3, NULL, NULL)""")
+    table = SyncedTable("tagged", partition_column="created_at")
+    with warehouse.client() as ch:
+        engine.incremental(engine.prepare(table, postgres, ch), postgres, ch, warehouse.pull_postgres_url)
+        rows = ch.query("SELECT id, tags, scores FROM tagged FINAL ORDER BY id").result_rows
+    assert rows == [(1, ["a", "it's", "back\\slash", None, "comma,here"], [1, None, 3]),
+                    (2, [], []), (3, [], [])]  # a NULL array has no ClickHouse type: it arrives empty

@@ -28,6 +28,13 @@ SCALARS = {
     "jsonb": "String",  # Postgres' canonical jsonb text, byte for byte
 }
 TEXT_CAST = {"json", "jsonb", "uuid"}
+# One-dimensional arrays, by Postgres element type (udt_name without its leading underscore).
+ARRAY_ELEMENTS = {"int2": "Int16", "int4": "Int32", "int8": "Int64", "float8": "Float64", "bool": "Bool",
+                  "text": "String", "varchar": "String"}
+# Postgres' array text ({"it's",NULL}) is not ClickHouse's (['it''s',NULL]): the SELECT renders the latter.
+# Quotes are doubled; backslashes are left alone because COPY's text format escapes them already,
+# and ClickHouse reads array elements from that escaped text.
+_CLICKHOUSE_QUOTED = "'''' || replace(e, '''', '''''') || ''''"
 
 
 class UnsupportedType(TypeError):
@@ -41,8 +48,14 @@ class Column:
     nullable: bool
     precision: int | None = None
     scale: int | None = None
+    element: str | None = None  # for arrays: the Postgres element type
 
     def clickhouse_type(self, table: str) -> str:
+        if self.pg_type == "ARRAY":
+            if self.element not in ARRAY_ELEMENTS:
+                raise UnsupportedType(f"{table}.{self.name}: arrays of {self.element!r} are not supported by the sync")
+            # ClickHouse has no Nullable(Array): a NULL array arrives as [] (its elements may be NULL).
+            return f"Array(Nullable({ARRAY_ELEMENTS[self.element]}))"
         if self.pg_type == "numeric":
             if self.precision is None:
                 raise UnsupportedType(
@@ -57,13 +70,19 @@ class Column:
         return f"Nullable({base})" if self.nullable else base
 
     def select_expression(self) -> str:
+        if self.pg_type == "ARRAY":
+            if ARRAY_ELEMENTS.get(self.element) == "String":
+                items = f"(SELECT string_agg(coalesce({_CLICKHOUSE_QUOTED}, 'NULL'), ',') FROM unnest({self.name}) e)"
+            else:
+                items = f"array_to_string({self.name}, ',', 'NULL')"
+            return f"'[' || coalesce({items}, '') || ']'"
         return f"{self.name}::text" if self.pg_type in TEXT_CAST else self.name
 
 
 def postgres_columns(conn: Connection, table: str) -> list[Column]:
     rows = conn.execute(
         text(
-            "SELECT column_name, data_type, is_nullable = 'YES', numeric_precision, numeric_scale "
+            "SELECT column_name, data_type, is_nullable = 'YES', numeric_precision, numeric_scale, ltrim(udt_name, '_') "
             "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = :t "
             "ORDER BY ordinal_position"
         ),
@@ -71,5 +90,5 @@ def postgres_columns(conn: Connection, table: str) -> list[Column]:
     ).all()
     if not rows:
         raise UnsupportedType(f"{table}: no such table in Postgres")
-    return [Column(r[0], r[1], r[2], r[3] if r[1] == "numeric" else None, r[4] if r[1] == "numeric" else None)
-            for r in rows]
+    return [Column(r[0], r[1], r[2], r[3] if r[1] == "numeric" else None, r[4] if r[1] == "numeric" else None,
+                   r[5] if r[1] == "ARRAY" else None) for r in rows]
