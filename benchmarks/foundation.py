@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 
 import numpy as np

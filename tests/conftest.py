@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-from sqlalchemy import text
 
 from ops_platform.embedded import chdb_url, embedded_postgres
 from ops_platform.resources.postgres import PostgresResource, engine_for
