@@ -139,3 +139,20 @@ def test_ai_budgets_reset_once_per_period_with_history(postgres, instance):
         "q2q/daily": Decimal("0.00"), "q2q/monthly": Decimal("310.00"), "old/monthly": Decimal("0.00")}
     assert sorted(r[0] for r in sql(postgres, "SELECT spent_usd FROM ai_budget_history")) == [Decimal("12.50"), Decimal("99.00")]
     assert result.output_for_node("reset_ai_budgets") is None
+
+
+def test_a_snapshot_shows_the_status_the_campaign_had_in_that_hour(postgres, warehouse, instance):
+    seed_campaigns(postgres)
+    auto_transition_job.execute_in_process(instance=instance, resources={"postgres": postgres})  # changes happen now
+    hour = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    resources = {"postgres": postgres, "warehouse": warehouse}
+
+    def statuses():
+        dg.materialize([campaign_metrics_hourly], partition_key=hour.strftime("%Y-%m-%d-%H:%M"),
+                       resources=resources, instance=instance)
+        with warehouse.client() as ch:
+            return dict(ch.query("SELECT campaign_id, status FROM campaign_metrics_hourly").result_rows)
+
+    assert statuses() == {1: "scheduled", 2: "active", 3: "active"}  # two hours ago, before the transitions
+    sql(postgres, "UPDATE events_outbox SET created_at = :at", at=hour - timedelta(hours=1))
+    assert statuses() == {1: "active", 2: "at_capacity", 3: "completed"}  # had they happened before that hour

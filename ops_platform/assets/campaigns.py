@@ -66,7 +66,7 @@ WITH hours AS (
     SELECT h, h + interval '1 hour' AS h_end
     FROM generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - interval '1 hour', interval '1 hour') AS h
 )
-SELECT to_char(h AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), c.id, c.status,
+SELECT to_char(h AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), c.id, campaign_status_at(c.id, c.status, h_end),
        (SELECT count(*) FROM campaign_seats s WHERE s.campaign_id = c.id AND s.assigned_at < h_end
                                                AND (s.released_at IS NULL OR s.released_at >= h_end)),
        c.seat_capacity,
@@ -77,7 +77,7 @@ SELECT to_char(h AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), c.id, c.status,
        (SELECT coalesce(sum(hours), 0) FROM volunteer_activities a
          WHERE a.campaign_id = c.id AND a.occurred_at >= h AND a.occurred_at < h_end)
 FROM hours CROSS JOIN campaigns c
-WHERE c.created_at < h_end AND c.status <> 'draft'
+WHERE c.created_at < h_end AND campaign_status_at(c.id, c.status, h_end) <> 'draft'
 ORDER BY h, c.id
 """
 METRICS_COLUMNS = ["snapshot_hour", "campaign_id", "status", "seats_used", "seat_capacity", "credits_used",
@@ -89,8 +89,9 @@ METRICS_COLUMNS = ["snapshot_hour", "campaign_id", "status", "seats_used", "seat
           deps=[["postgres", "campaigns"]], **COMMON, description=(
               "Hourly campaign snapshots in ClickHouse (seed 004 aggregate-campaign-metrics), one row per campaign "
               "and hour, as of the end of the hour: seats held, capacity, credits spent to date, budget, distinct "
-              "volunteers with activity in the hour, hours logged in the hour. `status` is the campaign's status "
-              "when the snapshot was taken. A run replaces exactly its hours."))
+              "volunteers with activity in the hour, hours logged in the hour, and the status the campaign had then "
+              "(from its campaign.status.changed events), so a backfilled hour is reproducible. A run replaces "
+              "exactly its hours."))
 def campaign_metrics_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource,
                             warehouse: WarehouseResource) -> dg.MaterializeResult:
     guard_run(context, postgres)
