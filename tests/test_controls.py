@@ -7,6 +7,7 @@ import pytest
 from helpers import sql
 
 from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.definitions import defs
 from ops_platform.framework.controls import Controls, set_controls
 from ops_platform.schedules import SCHEDULES
 from ops_platform.sensors.health import health_monitor
@@ -102,3 +103,17 @@ def test_a_bad_time_zone_is_refused_and_nothing_changes(postgres):
     with pytest.raises(ValueError, match="'Mars/Olympus' is not a time zone"):
         flip(postgres, quiet_hours_tz="Mars/Olympus", kill_switch=True)
     assert sql(postgres, "SELECT kill_switch, quiet_hours_tz FROM controls")[0] == (False, "America/Chicago")
+
+
+@pytest.mark.parametrize("name, at, partition", [
+    ("warehouse_sync_schedule", datetime(2026, 11, 22, 9, 15, tzinfo=UTC), "2026-11-22"),   # today, incremental
+    ("campaign_metrics_schedule", datetime(2026, 11, 22, 9, 0, tzinfo=UTC), "2026-11-22-08:00"),  # the hour just ended
+    ("vis_schedule", datetime(2026, 11, 22, 2, 0, tzinfo=UTC), "2026-11-21"),               # yesterday
+])
+def test_partitioned_schedules_request_the_right_partition(postgres, instance, name, at, partition):
+    with dg.build_schedule_context(instance=instance, resources={"postgres": postgres}, scheduled_execution_time=at,
+                                   repository_def=defs.get_repository_def()) as ctx:
+        tick = schedule(name).evaluate_tick(ctx)
+    assert [r.partition_key for r in tick.run_requests] == [partition]
+    if name == "warehouse_sync_schedule":
+        assert tick.run_requests[0].run_config["ops"]["warehouse__builds"]["config"]["mode"] == "incremental"

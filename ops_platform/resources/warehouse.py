@@ -34,15 +34,16 @@ class WarehouseBusy(TimeoutError):
 def open_client(url: str, database: str | None = None, wait_seconds: float = 300.0) -> Client:
     """A client for `url`; for chDB, wait while another process holds the directory."""
     deadline = time.monotonic() + wait_seconds
-    delay = 0.05
+    delay, waited = 0.05, False
     while True:
         try:
             return clickhouse_connect.get_client(dsn=url, database=database)
         except ProgrammingError as err:
             if _LOCKED not in str(err):
                 raise
-            if delay == 0.05:
+            if not waited:
                 log.info("%s (up to %.0fs)", WAITING_MESSAGE, wait_seconds)
+                waited = True
             if time.monotonic() >= deadline:
                 raise WarehouseBusy(
                     f"the embedded warehouse directory stayed locked by another process for {wait_seconds:.0f}s"

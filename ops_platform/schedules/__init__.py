@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import dagster as dg
 
@@ -69,25 +70,23 @@ cache_warmer_job = dg.define_asset_job("cache_warmer_job", selection=[agent_stat
                                        description="Seed 004 cache warmer: the dashboard caches, fresh before business hours.")
 
 
-def _last_partition(partitions):
+def _partition_before(partitions, lag: timedelta = timedelta(0), **request_args) -> RequestFn:
+    """A request for the partition holding (scheduled time − lag): today with no lag, the hour that just
+    ended with one hour, yesterday with one day."""
     def request(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        return dg.RunRequest(partition_key=partitions.get_last_partition_key(current_time=context.scheduled_execution_time))
+        at = context.scheduled_execution_time - lag
+        return dg.RunRequest(partition_key=partitions.get_partition_key_for_timestamp(at.timestamp()), **request_args)
     return request
 
 
 INCREMENTAL = {"ops": {a.op.name: {"config": {"mode": "incremental"}} for a in WAREHOUSE_ASSETS}}
 
 
-def _incremental_sync(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    today = DAILY.get_last_partition_key(current_time=context.scheduled_execution_time)
-    return dg.RunRequest(partition_key=today, run_config=INCREMENTAL, tags={"ops/sync_mode": "incremental"})
-
-
 SCHEDULES = [
     gated_schedule("agent_stats_schedule", agent_stats_job, "*/5 * * * *",
                    description="Seed 002 computeAgentStats, every 5 minutes."),
     gated_schedule("warehouse_sync_schedule", warehouse_sync_job, "*/15 * * * *", env_var="ANALYTICS_SYNC_INTERVAL",
-                   request=_incremental_sync,
+                   request=_partition_before(DAILY, run_config=INCREMENTAL, tags={"ops/sync_mode": "incremental"}),
                    description="Seed 004 analytics sync, every 15 minutes: rows changed since the watermark."),
     gated_schedule("build_stats_schedule", build_stats_job, "0 * * * *", description="Seed 002 refreshBuildStats, hourly."),
     gated_schedule("inactive_users_schedule", inactive_users_job, "0 1 * * *",
@@ -106,10 +105,10 @@ SCHEDULES = [
                    description="Seed 004 track-seat-usage, hourly."),
     gated_schedule("credit_usage_schedule", credit_usage_job, "0 * * * *", env_var="CREDIT_USAGE_CRON_INTERVAL",
                    description="Seed 004 track-credit-usage, hourly."),
-    gated_schedule("campaign_metrics_schedule", campaign_metrics_job, "0 * * * *", request=_last_partition(HOURLY),
+    gated_schedule("campaign_metrics_schedule", campaign_metrics_job, "0 * * * *", request=_partition_before(HOURLY, timedelta(hours=1)),
                    description="Seed 004 aggregate-campaign-metrics, hourly: the hour that just ended."),
     gated_schedule("vis_schedule", vis_job, "0 2 * * *", env_var="VIS_CRON_SCHEDULE",
-                   request=_last_partition(DAILY_SCORES), description="Seed 004 VIS recalculation, daily at 02:00: yesterday."),
+                   request=_partition_before(DAILY_SCORES, timedelta(days=1)), description="Seed 004 VIS recalculation, daily at 02:00: yesterday."),
     gated_schedule("auto_transition_schedule", auto_transition_job, "0 * * * *",
                    description="Seed 004 auto-transition-campaigns, hourly."),
     gated_schedule("ai_budget_reset_schedule", ai_budget_reset_job, "0 0 * * *",
