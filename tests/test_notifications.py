@@ -7,6 +7,7 @@ from helpers import Receiver, sql
 
 from ops_platform.framework.controls import set_controls
 from ops_platform.notifications import Notification, NotifierResource, Severity
+from ops_platform.notifications.transports import ChannelsResource
 
 SECRET = "s3cret-for-tests"
 QUIET_NIGHT = datetime(2026, 11, 22, 5, 0, tzinfo=UTC)  # 23:00 in Chicago
@@ -15,8 +16,8 @@ DAYTIME = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
 
 def notifier(postgres, receiver, backoff=0.05):
     routes = {"SEV0": ["webhook"], "SEV1": ["webhook"], "WARN": ["webhook"], "INFO": ["digest"]}
-    return NotifierResource(postgres=postgres, webhook_url=receiver.url, webhook_secret=SECRET, routes=routes,
-                            webhook_backoff_seconds=backoff)
+    channels = ChannelsResource(webhook_url=receiver.url, webhook_secret=SECRET, webhook_backoff_seconds=backoff)
+    return NotifierResource(postgres=postgres, channels=channels, routes=routes)
 
 
 def message(key="k1", severity=Severity.WARN):
@@ -87,6 +88,8 @@ def test_default_routes_use_the_outbox_and_an_unconfigured_channel_says_so(postg
     default = NotifierResource(postgres=postgres)
     assert default.send(message("page", Severity.SEV0), at=DAYTIME) == "sent"
     assert sql(postgres, "SELECT channel, payload->>'title' FROM outbox_messages") == [("call", "Title")]
-    missing = NotifierResource(postgres=postgres, routes={"SEV1": ["webhook"]})
-    assert missing.send(message("sms", Severity.SEV1), at=DAYTIME) == "failed"
+    assert "not configured" in sql(postgres, "SELECT reason FROM notifications WHERE dedup_key = 'page'")[0][0]
+    strict = NotifierResource(postgres=postgres, routes={"SEV1": ["webhook"]},
+                              channels=ChannelsResource(unconfigured="error"))
+    assert strict.send(message("sms", Severity.SEV1), at=DAYTIME) == "failed"
     assert "not configured: set OPS_WEBHOOK_URL" in sql(postgres, "SELECT reason FROM notifications WHERE dedup_key='sms'")[0][0]

@@ -1,10 +1,20 @@
-"""A run that delivers a batch of notifications: what sensors launch when they have something to say."""
+"""Runs that deliver batches of notifications: what sensors launch when they have something to say.
+
+Many notifications do not mean many runs: `notify_requests` cuts messages into batches, each one
+run whose run_key is made from its dedup keys, so a sensor that sees the same messages again asks
+for the same runs and Dagster launches each once.
+"""
+
+import hashlib
+from collections.abc import Sequence
 
 import dagster as dg
 
 from ops_platform.framework.controls import ALWAYS_RUNS, gate_tags
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.notifications import Notification, NotifierResource, Severity
+
+BATCH_SIZE = 500
 
 
 class MessageConfig(dg.Config):
@@ -13,6 +23,9 @@ class MessageConfig(dg.Config):
     title: str
     body: str
     dedup_key: str
+    meta: dict = {}
+    channels: list[str] | None = None
+    recipients: list[str] = []
 
 
 class NotifyConfig(dg.Config):
@@ -23,26 +36,37 @@ class NotifyConfig(dg.Config):
 # and records why anything was held back.
 @dg.op(tags=gate_tags(ALWAYS_RUNS), retry_policy=DEFAULT_RETRY_POLICY)
 def send_notifications(context: dg.OpExecutionContext, config: NotifyConfig, notifier: NotifierResource) -> dg.Output:
-    statuses = [
-        notifier.send(Notification(type=m.type, severity=Severity(m.severity), title=m.title, body=m.body,
-                                   dedup_key=m.dedup_key))
+    statuses = notifier.send_batch([
+        Notification(type=m.type, severity=Severity(m.severity), title=m.title, body=m.body, dedup_key=m.dedup_key,
+                     meta=m.meta, channels=tuple(m.channels) if m.channels else None, recipients=tuple(m.recipients))
         for m in config.messages
-    ]
+    ])
     summary = {status: statuses.count(status) for status in sorted(set(statuses))}
     context.log.info(f"notifications: {summary}")
     return dg.Output(None, metadata=summary)
 
 
-@dg.job(description="Delivers a batch of notifications through the policy layer.")
+@dg.job(tags={"ops/kind": "notification"}, description="Delivers a batch of notifications through the policy layer.")
 def notify_job():
     send_notifications()
 
 
-def notify_request(run_key: str, messages: list[Notification]) -> dg.RunRequest:
-    return dg.RunRequest(
-        run_key=run_key,
-        run_config={"ops": {"send_notifications": {"config": {"messages": [
-            {"type": m.type, "severity": str(m.severity), "title": m.title, "body": m.body, "dedup_key": m.dedup_key}
-            for m in messages
-        ]}}}},
-    )
+def notify_requests(source: str, messages: Sequence[Notification], batch_size: int = BATCH_SIZE) -> list[dg.RunRequest]:
+    """One run per batch of `batch_size`, keyed by `source` and a hash of the batch's dedup keys."""
+    ordered = sorted(messages, key=lambda m: m.dedup_key)
+    requests = []
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start:start + batch_size]
+        digest = hashlib.sha256("\n".join(m.dedup_key for m in batch).encode()).hexdigest()[:20]
+        requests.append(dg.RunRequest(
+            run_key=f"{source}:{digest}",
+            job_name=notify_job.name,
+            run_config={"ops": {"send_notifications": {"config": {"messages": [_config(m) for m in batch]}}}},
+            tags={"ops/source": source, "ops/messages": str(len(batch))},
+        ))
+    return requests
+
+
+def _config(m: Notification) -> dict:
+    return {"type": m.type, "severity": str(m.severity), "title": m.title, "body": m.body, "dedup_key": m.dedup_key,
+            "meta": m.meta, "channels": list(m.channels) if m.channels else None, "recipients": list(m.recipients)}

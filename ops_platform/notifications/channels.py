@@ -30,10 +30,12 @@ class Channel(Protocol):
 class OutboxChannel:
     """The embedded default: the message is written to the outbox table and leaves nothing."""
 
-    def __init__(self, name: str = "outbox"):
-        self.name = name
+    def __init__(self, name: str = "outbox", note: str | None = None):
+        self.name, self.note = name, note  # note: why a real channel fell back here
 
     def deliver(self, notification_id: int, payload: dict[str, Any], conn: Connection) -> None:
+        if self.note:
+            payload = payload | {"outbox_note": self.note}
         conn.execute(
             text(
                 "INSERT INTO outbox_messages (notification_id, channel, payload)"

@@ -27,6 +27,7 @@ class Notification:
     dedup_key: str
     meta: dict[str, Any] = field(default_factory=dict)
     channels: tuple[str, ...] | None = None  # None: route by severity
+    recipients: tuple[str, ...] = ()  # addresses/numbers for email, SMS, call; empty: the channel's default
 
     def payload(self, notification_id: int) -> dict[str, Any]:
         return {
@@ -37,4 +38,5 @@ class Notification:
             "title": self.title,
             "body": self.body,
             "meta": self.meta,
+            "recipients": list(self.recipients),
         }

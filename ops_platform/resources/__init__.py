@@ -8,7 +8,8 @@ import os
 import dagster as dg
 
 from ops_platform.notifications import NotifierResource
-from ops_platform.notifications.policy import DEFAULT_ALIASES, DEFAULT_ROUTES
+from ops_platform.notifications.policy import DEFAULT_GROUP_OVER, DEFAULT_RATE_LIMITS, DEFAULT_ROUTES, parse_rate_limits
+from ops_platform.notifications.transports import DEFAULT_ALIASES, ChannelsResource
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
 from ops_platform.settings import DATABASE_URL_VAR, WAREHOUSE_URL_VAR, ConfigError, warehouse_database
@@ -34,15 +35,43 @@ def _json_env(name: str, default: dict) -> dict:
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     postgres = PostgresResource(url=dg.EnvVar(DATABASE_URL_VAR))
+    rate_limits = _json_env("OPS_NOTIFY_RATE_LIMITS", DEFAULT_RATE_LIMITS)
+    parse_rate_limits(rate_limits)  # a bad limit stops the code location loading, with the reason
     return {
         "postgres": postgres,
         "warehouse": WarehouseResource(url=dg.EnvVar(WAREHOUSE_URL_VAR), database=warehouse_database(),
                                        pull_postgres_url=_optional_env("OPS_SYNC_PULL_URL")),
         "notifier": NotifierResource(
             postgres=postgres,
-            webhook_url=_optional_env("OPS_WEBHOOK_URL"),
-            webhook_secret=_optional_env("OPS_WEBHOOK_SECRET"),
+            channels=build_channels(),
             routes=_json_env("OPS_NOTIFY_ROUTES", DEFAULT_ROUTES),
-            aliases=_json_env("OPS_NOTIFY_ALIASES", DEFAULT_ALIASES),
+            rate_limits=rate_limits,
+            group_over=_int_env("OPS_NOTIFY_GROUP_OVER", DEFAULT_GROUP_OVER),
         ),
     }
+
+
+def build_channels() -> ChannelsResource:
+    """Every transport's settings; a secret is passed as an EnvVar name, never as its value."""
+    unconfigured = os.environ.get("OPS_NOTIFY_UNCONFIGURED", "outbox")
+    if unconfigured not in ("outbox", "error"):
+        raise ConfigError(f"OPS_NOTIFY_UNCONFIGURED must be 'outbox' or 'error', got {unconfigured!r}")
+    return ChannelsResource(
+        aliases=_json_env("OPS_NOTIFY_ALIASES", DEFAULT_ALIASES),
+        unconfigured=unconfigured,
+        webhook_url=_optional_env("OPS_WEBHOOK_URL"),
+        webhook_secret=_optional_env("OPS_WEBHOOK_SECRET"),
+    )
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value

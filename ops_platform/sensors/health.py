@@ -16,7 +16,7 @@ import dagster as dg
 from sqlalchemy import text
 
 from ops_platform.framework.controls import read_controls
-from ops_platform.jobs.notify import notify_job, notify_request
+from ops_platform.jobs.notify import notify_job, notify_requests
 from ops_platform.notifications import Notification, Severity
 from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
 from ops_platform.settings import ops_home
@@ -69,4 +69,4 @@ def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResour
     alert = Notification(type="health_alert", severity=Severity.WARN, title="System Health Degraded",
                          body="\n".join(problems + [f"{k}: {v}" for k, v in report.items()]),
                          dedup_key=f"health_alert:{hour}")
-    return dg.SensorResult(run_requests=[notify_request(f"health_alert:{hour}", [alert])])
+    return dg.SensorResult(run_requests=notify_requests("health_alert", [alert]))
