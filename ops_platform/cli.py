@@ -134,7 +134,18 @@ def _check(args) -> int:
     print(f"ok: {len(jobs)} jobs, {len(schedules)} schedules, {len(sensors)} sensors")
     for schedule in defs.schedules or []:
         print(f"  {schedule.name:28} {schedule.cron_schedule} ({schedule.execution_timezone or 'UTC'})")
+    _print_channels()
     return 0
+
+
+def _print_channels() -> None:
+    """Each notification channel: configured, or which environment variables it still needs (never a value)."""
+    from ops_platform.resources.from_env import build_channels
+
+    print("notification channels (unconfigured ones keep messages in the local outbox"
+          " unless OPS_NOTIFY_UNCONFIGURED=error):")
+    for name, state in build_channels().status().items():
+        print(f"  {name:10} {state}")
 
 
 def _migrate(args) -> int:

@@ -40,6 +40,8 @@ def test_a_wrong_secret_is_rejected_by_the_receiver_and_not_retried(postgres):
 
 
 def test_server_errors_are_retried_with_backoff_then_dead_lettered(postgres):
+    """3 inline attempts with backoff, then the retry queue takes over; its 5 attempts end in the
+    dead letters (tests/test_retry_queue.py follows a failed notification to redelivery and to the DLQ)."""
     with Receiver(SECRET, status=500) as receiver:
         assert notifier(postgres, receiver, backoff=0.2).send(message(), at=DAYTIME) == "failed"
     times = [r.at for r in receiver.requests]
@@ -47,9 +49,13 @@ def test_server_errors_are_retried_with_backoff_then_dead_lettered(postgres):
     first_gap, second_gap = times[1] - times[0], times[2] - times[1]
     # 0.2 s then 0.4 s, each ±25%: the ranges [0.15, 0.25] and [0.3, 0.5] cannot overlap
     assert 0.15 <= first_gap and 0.3 <= second_gap and second_gap > first_gap
-    letter = sql(postgres, "SELECT source, attempts, error FROM dead_letters")
-    assert letter == [("notify:webhook", 3, "webhook: HTTP 500 after 3 attempts")]
-    assert SECRET not in str(sql(postgres, "SELECT payload::text, error FROM dead_letters"))
+    [(notification_id, reason)] = sql(postgres, "SELECT id, reason FROM notifications")
+    assert reason == "webhook: HTTP 500 after 3 attempts"
+    assert sql(postgres, "SELECT job_name, payload, dedup_key, status, attempts, max_attempts FROM retry_jobs") == [
+        ("notification.redeliver", {"notification_id": notification_id, "channel": "webhook"},
+         f"notification:{notification_id}:webhook", "pending", 0, 5)]
+    assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 0  # not yet: the queue has 5 attempts left
+    assert SECRET not in str(sql(postgres, "SELECT payload::text, last_error FROM retry_jobs"))
 
 
 def test_quiet_hours_hold_a_warn_and_let_a_sev1_through(postgres):

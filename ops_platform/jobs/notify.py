@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from ops_platform.framework.controls import ALWAYS_RUNS, gate_tags
+from ops_platform.framework.controls import ALWAYS_RUNS, COMMS, KILL_SWITCH, gate_tags
+from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.notifications import Notification, NotifierResource, Severity
 
@@ -70,3 +71,17 @@ def notify_requests(source: str, messages: Sequence[Notification], batch_size: i
 def _config(m: Notification) -> dict:
     return {"type": m.type, "severity": str(m.severity), "title": m.title, "body": m.body, "dedup_key": m.dedup_key,
             "meta": m.meta, "channels": list(m.channels) if m.channels else None, "recipients": list(m.recipients)}
+
+
+@dg.op(tags=gate_tags((KILL_SWITCH, COMMS)), retry_policy=DEFAULT_RETRY_POLICY)
+def release_held_notifications(context: dg.OpExecutionContext, notifier: NotifierResource) -> dg.Output:
+    guard_run(context, notifier.postgres)
+    released = notifier.release_held()
+    context.log.info(f"held notifications released: {released or 'none (quiet hours, or nothing held)'}")
+    return dg.Output(None, metadata={status: count for status, count in released.items()})
+
+
+@dg.job(tags={"ops/kind": "notification"},
+        description="Delivers the messages quiet hours held back, once quiet hours are over.")
+def release_held_job():
+    release_held_notifications()

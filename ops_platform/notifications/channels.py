@@ -62,26 +62,37 @@ class WebhookChannel:
                  timeout_seconds: float = 10.0, name: str = "webhook"):
         self.name, self.url, self._secret = name, url, secret
         self.attempts, self.backoff_seconds, self.timeout_seconds = attempts, backoff_seconds, timeout_seconds
+        self._client: httpx.Client | None = None
 
     def deliver(self, notification_id: int, payload: dict[str, Any], conn: Connection) -> None:
         body = json.dumps(payload, default=str, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._secret, body),
                    "X-Ops-Dedup-Key": str(payload.get("dedup_key", ""))}
         error = "not attempted"
-        with httpx.Client(timeout=self.timeout_seconds) as http:
-            for attempt in range(1, self.attempts + 1):
-                try:
-                    response = http.post(self.url, content=body, headers=headers)
-                    if response.status_code < 300:
-                        return
-                    error = f"HTTP {response.status_code}"
-                    if response.status_code < 500 and response.status_code != 429:
-                        raise DeliveryError(f"{self.name}: {error} (not retried)", attempt)
-                except httpx.TransportError as exc:
-                    error = f"{type(exc).__name__}"
-                if attempt < self.attempts:
-                    time.sleep(backoff_delay(self.backoff_seconds, attempt))
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._http().post(self.url, content=body, headers=headers)
+                if response.status_code < 300:
+                    return
+                error = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code != 429:
+                    raise DeliveryError(f"{self.name}: {error} (not retried)", attempt)
+            except httpx.TransportError as exc:
+                error = f"{type(exc).__name__}"
+            if attempt < self.attempts:
+                time.sleep(backoff_delay(self.backoff_seconds, attempt))
         raise DeliveryError(f"{self.name}: {error} after {self.attempts} attempts", self.attempts)
+
+    def _http(self) -> httpx.Client:
+        """One client per channel object: building a client (its TLS context) costs more than a request."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout_seconds)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def backoff_delay(base_seconds: float, attempt: int, cap_seconds: float = 60.0) -> float:

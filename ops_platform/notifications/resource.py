@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,14 +63,15 @@ class NotifierResource(dg.ConfigurableResource):
         by_type: dict[str, list[int]] = defaultdict(list)
         for index, message in enumerate(messages):
             by_type[message.type].append(index)
+        policy = _Policy(self, at, limits)
         with self._channel_cache() as channel:
             for indexes in by_type.values():
                 if self.group_over and len(indexes) > self.group_over:
                     group = [messages[i] for i in indexes]
-                    statuses.update(zip(indexes, self._send_group(group, at, limits, channel), strict=True))
+                    statuses.update(zip(indexes, self._send_group(group, at, policy, channel), strict=True))
                     continue
                 for i in indexes:
-                    statuses[i] = self._send_one(messages[i], at, limits, channel)
+                    statuses[i] = self._send_one(messages[i], at, policy, channel)
         return [statuses[i] for i in range(len(messages))]
 
     def release_held(self, at: datetime | None = None, limit: int = 500) -> dict[str, int]:
@@ -99,19 +101,18 @@ class NotifierResource(dg.ConfigurableResource):
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _send_one(self, message: Notification, at: datetime, limits, channel) -> str:
+    def _send_one(self, message: Notification, at: datetime, policy: _Policy, channel) -> str:
         with self.postgres.begin() as conn:
-            notification_id = _claim(conn, message)
+            notification_id = _claim(conn, message, at)
             if notification_id is None:
                 _log(conn, message, "duplicate", "this dedup key was already handled", None)
                 return "duplicate"
-            decision = self._decide(conn, message, at, limits)
-            return self._apply(conn, notification_id, message, decision, channel)
+            return self._apply(conn, notification_id, message, policy.decide(conn, message), channel)
 
-    def _send_group(self, group: list[Notification], at: datetime, limits, channel) -> list[str]:
+    def _send_group(self, group: list[Notification], at: datetime, policy: _Policy, channel) -> list[str]:
         """Claim every member, then deliver one message that lists them; members point at it."""
         with self.postgres.begin() as conn:
-            ids = [_claim(conn, m) for m in group]
+            ids = [_claim(conn, m, at) for m in group]
             fresh = [(i, m) for i, m in zip(ids, group, strict=True) if i is not None]
             statuses = {}
             for i, m in zip(ids, group, strict=True):
@@ -119,14 +120,14 @@ class NotifierResource(dg.ConfigurableResource):
                     _log(conn, m, "duplicate", "this dedup key was already handled", None)
             deliverable = []
             for notification_id, message in fresh:
-                decision = self._decide(conn, message, at, limits)
+                decision = policy.decide(conn, message)
                 if decision.status == "deliver":
                     deliverable.append((notification_id, message, decision))
                 else:
                     statuses[notification_id] = self._apply(conn, notification_id, message, decision, channel)
             if len(deliverable) > self.group_over:
                 summary = _group_message(group[0].type, [m for _, m, _ in deliverable])
-                group_id = _claim(conn, summary)
+                group_id = _claim(conn, summary, at)
                 channels = tuple(dict.fromkeys(c for _, _, d in deliverable for c in d.channels))
                 status = self._apply(conn, group_id, summary, Decision("deliver", channels), channel)
                 member_ids = [i for i, _, _ in deliverable]
@@ -141,23 +142,6 @@ class NotifierResource(dg.ConfigurableResource):
                 for notification_id, message, decision in deliverable:
                     statuses[notification_id] = self._apply(conn, notification_id, message, decision, channel)
         return [statuses.get(i, "duplicate") if i is not None else "duplicate" for i in ids]
-
-    def _decide(self, conn: Connection, message: Notification, at: datetime, limits) -> Decision:
-        decision = decide(message, read_controls(conn), self.routes, at)
-        if decision.status not in ("deliver", "held"):
-            return decision
-        limit = rate_limit_for(message.type, limits)
-        if limit is None:
-            return decision
-        # Serialise senders of one type, so two of them cannot both see room under the limit.
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('notify-rate:' || :type))"), {"type": message.type})
-        recent = conn.execute(text(
-            "SELECT count(*) FROM notifications WHERE type = :type AND status IN ('sent', 'grouped', 'held')"
-            " AND created_at > CAST(:at AS timestamptz) - CAST(:window AS interval)"
-        ), {"type": message.type, "at": at, "window": f"{int(limit.window.total_seconds())} seconds"}).scalar_one()
-        if recent >= limit.count:
-            return Decision("rate_limited", reason=f"rate limit {limit.text} for {message.type!r} reached")
-        return decision
 
     def _apply(self, conn: Connection, notification_id: int, message: Notification, decision: Decision,
                channel) -> str:
@@ -202,11 +186,54 @@ class NotifierResource(dg.ConfigurableResource):
                     close()
 
 
+class _Policy:
+    """The policy for one batch: controls re-read at most every second (a kill switch still stops a
+    storm within a second) instead of once per message, and rate limits counted in Postgres."""
+
+    CONTROLS_TTL_SECONDS = 1.0
+
+    def __init__(self, notifier: NotifierResource, at: datetime, limits):
+        self.routes, self.at, self.limits = notifier.routes, at, limits
+        self._controls, self._read_at = None, 0.0
+
+    def decide(self, conn: Connection, message: Notification) -> Decision:
+        decision = decide(message, self._fresh_controls(conn), self.routes, self.at)
+        if decision.status not in ("deliver", "held"):
+            return decision
+        limit = rate_limit_for(message.type, self.limits)
+        if limit is None:
+            return decision
+        # Serialise senders of one type, so two of them cannot both see room under the limit.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('notify-rate:' || :type))"), {"type": message.type})
+        recent = conn.execute(text(
+            "SELECT count(*) FROM notifications WHERE type = :type AND status IN ('sent', 'grouped', 'held')"
+            " AND created_at > CAST(:at AS timestamptz) - CAST(:window AS interval)"
+        ), {"type": message.type, "at": self.at,
+            "window": f"{int(limit.window.total_seconds())} seconds"}).scalar_one()
+        if recent >= limit.count:
+            return Decision("rate_limited", reason=f"rate limit {limit.text} for {message.type!r} reached")
+        return decision
+
+    def _fresh_controls(self, conn: Connection):
+        now = time.monotonic()
+        if self._controls is None or now - self._read_at > self.CONTROLS_TTL_SECONDS:
+            self._controls, self._read_at = read_controls(conn), now
+        return self._controls
+
+
 def on_delivery_failure(conn: Connection, notification_id: int, channel: str, error: str, attempts: int,
                         payload: dict) -> None:
-    """A channel gave up on a message: keep it as a dead letter until someone resolves it."""
-    dead_letter(conn, source=f"notify:{channel}", dedup_key=f"notification:{notification_id}:{channel}",
-                error=error, attempts=attempts, payload=payload)
+    """A channel gave up on a message after its inline attempts: the retry queue tries again later
+    (5 attempts with backoff, in this transaction so the failure and the retry are recorded together)
+    and dead-letters it when those run out. The queue's own dead-job notices are dead-lettered at once:
+    retrying them through the channel that is failing could chain notices about notices."""
+    from ops_platform.retry_queue.queue import DEAD_KEY_PREFIX, enqueue  # here: the queue imports this package
+
+    key = f"notification:{notification_id}:{channel}"
+    if str(payload.get("dedup_key", "")).startswith(DEAD_KEY_PREFIX):
+        dead_letter(conn, source=f"notify:{channel}", dedup_key=key, error=error, attempts=attempts, payload=payload)
+        return
+    enqueue(conn, "notification.redeliver", {"notification_id": notification_id, "channel": channel}, dedup_key=key)
 
 
 def _group_message(message_type: str, members: list[Notification]) -> Notification:
@@ -227,24 +254,24 @@ def _from_row(row) -> Notification:
                         channels=tuple(row["requested_channels"]) if row["requested_channels"] else None)
 
 
-def _claim(conn: Connection, message: Notification) -> int | None:
-    """Record the message under its dedup key and lock it; None if another sender has or had it."""
-    conn.execute(
+def _claim(conn: Connection, message: Notification, at: datetime) -> int | None:
+    """Record the message under its dedup key; None if another sender has or had it.
+
+    The new row stays locked by this transaction until the message is finished, and a concurrent
+    sender of the same key waits on the unique index, then gets nothing: one delivery, ever.
+    """
+    row = conn.execute(
         text(
             "INSERT INTO notifications (dedup_key, type, severity, title, body, status, meta, recipients,"
-            " requested_channels) VALUES (:key, :type, :severity, :title, :body, 'pending', CAST(:meta AS jsonb),"
-            " :recipients, :requested) ON CONFLICT (dedup_key) DO NOTHING"
+            " requested_channels, created_at) VALUES (:key, :type, :severity, :title, :body, 'pending',"
+            " CAST(:meta AS jsonb), :recipients, :requested, :at) ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
         ),
-        {"key": message.dedup_key, "type": message.type, "severity": str(message.severity),
+        {"at": at, "key": message.dedup_key, "type": message.type, "severity": str(message.severity),
          "title": message.title, "body": message.body, "meta": json.dumps(message.meta, default=str),
          "recipients": list(message.recipients),
          "requested": list(message.channels) if message.channels else None},
-    )
-    row = conn.execute(
-        text("SELECT id, status FROM notifications WHERE dedup_key = :key FOR UPDATE SKIP LOCKED"),
-        {"key": message.dedup_key},
     ).first()
-    return row.id if row is not None and row.status == "pending" else None
+    return row.id if row is not None else None
 
 
 def _finish(conn: Connection, notification_id: int, status: str, channels, reason: str | None, attempts: int) -> None:

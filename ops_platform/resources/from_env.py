@@ -1,0 +1,97 @@
+"""Resources, built from the environment. Anything that may hold a secret is an EnvVar."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dagster as dg
+
+from ops_platform.notifications import NotifierResource
+from ops_platform.notifications.env import bool_env, list_env, port_env, text_env
+from ops_platform.notifications.policy import DEFAULT_GROUP_OVER, DEFAULT_RATE_LIMITS, DEFAULT_ROUTES, parse_rate_limits
+from ops_platform.notifications.transports import DEFAULT_ALIASES, ChannelsResource
+from ops_platform.resources.postgres import PostgresResource
+from ops_platform.resources.warehouse import WarehouseResource
+from ops_platform.settings import DATABASE_URL_VAR, WAREHOUSE_URL_VAR, ConfigError, warehouse_database
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _json_env(name: str, default: dict) -> dict:
+    """A JSON object from the environment, checked when the code location loads."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{name} is not valid JSON ({err.msg} at position {err.pos})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object, e.g. {json.dumps(default)}")
+    return value
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    postgres = PostgresResource(url=dg.EnvVar(DATABASE_URL_VAR))
+    rate_limits = _json_env("OPS_NOTIFY_RATE_LIMITS", DEFAULT_RATE_LIMITS)
+    parse_rate_limits(rate_limits)  # a bad limit stops the code location loading, with the reason
+    return {
+        "postgres": postgres,
+        "warehouse": WarehouseResource(url=dg.EnvVar(WAREHOUSE_URL_VAR), database=warehouse_database(),
+                                       pull_postgres_url=_optional_env("OPS_SYNC_PULL_URL")),
+        "notifier": NotifierResource(
+            postgres=postgres,
+            channels=build_channels(),
+            routes=_json_env("OPS_NOTIFY_ROUTES", DEFAULT_ROUTES),
+            rate_limits=rate_limits,
+            group_over=_int_env("OPS_NOTIFY_GROUP_OVER", DEFAULT_GROUP_OVER),
+        ),
+    }
+
+
+def build_channels() -> ChannelsResource:
+    """Every transport's settings; a secret is passed as an EnvVar name, never as its value."""
+    unconfigured = os.environ.get("OPS_NOTIFY_UNCONFIGURED", "outbox")
+    if unconfigured not in ("outbox", "error"):
+        raise ConfigError(f"OPS_NOTIFY_UNCONFIGURED must be 'outbox' or 'error', got {unconfigured!r}")
+    return ChannelsResource(
+        aliases=_json_env("OPS_NOTIFY_ALIASES", DEFAULT_ALIASES),
+        unconfigured=unconfigured,
+        webhook_url=_optional_env("OPS_WEBHOOK_URL"),
+        webhook_secret=_optional_env("OPS_WEBHOOK_SECRET"),
+        smtp_host=text_env("OPS_SMTP_HOST"),
+        smtp_port=port_env("OPS_SMTP_PORT", 587),
+        smtp_username=text_env("OPS_SMTP_USERNAME"),
+        smtp_password=_optional_env("OPS_SMTP_PASSWORD"),
+        smtp_starttls=bool_env("OPS_SMTP_STARTTLS", True),
+        email_from=text_env("OPS_EMAIL_FROM", "ops@localhost"),
+        email_to=list_env("OPS_EMAIL_TO"),
+        email_api_url=text_env("OPS_EMAIL_API_URL"),
+        email_api_key=_optional_env("OPS_EMAIL_API_KEY"),
+        slack_webhook_url=_optional_env("OPS_SLACK_WEBHOOK_URL"),
+        teams_webhook_url=_optional_env("OPS_TEAMS_WEBHOOK_URL"),
+        telegram_bot_token=_optional_env("OPS_TELEGRAM_BOT_TOKEN"),
+        telegram_chat_id=text_env("OPS_TELEGRAM_CHAT_ID"),
+        telegram_api_url=text_env("OPS_TELEGRAM_API_URL", "https://api.telegram.org"),
+        twilio_account_sid=text_env("OPS_TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_optional_env("OPS_TWILIO_AUTH_TOKEN"),
+        twilio_from=text_env("OPS_TWILIO_FROM"),
+        twilio_to=text_env("OPS_TWILIO_TO"),
+        twilio_api_url=text_env("OPS_TWILIO_API_URL", "https://api.twilio.com"),
+    )
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
