@@ -23,6 +23,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/foundation.py
+	$(BIN)/python benchmarks/notification_storm.py
 
 clean:
 	rm -rf $(VENV) .ops
