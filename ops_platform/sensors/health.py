@@ -1,13 +1,17 @@
 """Health monitor (seed 003, every 5 minutes): runs even when jobs are disabled, alerts at most hourly.
 
-It checks the database (reachable, answer time), the disk under the data directory and whether the
-dead-letter table grew, reports the switches, and launches one alert run per hour when unhealthy.
-It obeys no control, the kill switch included: it changes no data, and the alert it launches goes
-through the notification policy, which suppresses it under the kill switch or with comms off.
+It checks the database (reachable, answer time), the external endpoints of OPS_HEALTH_ENDPOINTS
+(comma-separated URLs, GET, any answer below 400 is healthy), the disk under the data directory and
+whether the dead-letter table grew, reports the switches, and launches one alert run per hour when
+unhealthy. Each tick also keeps the database answer time in db_latency_samples, which the latency
+watcher averages. It obeys no control, the kill switch included: it changes no product data, and
+the alert it launches goes through the notification policy, which suppresses it under the kill
+switch or with comms off.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from datetime import UTC, datetime
@@ -17,15 +21,39 @@ from sqlalchemy import text
 
 from ops_platform.framework.controls import read_controls
 from ops_platform.jobs.notify import notify_job, notify_requests
+from ops_platform.monitoring.probes import Probe, probe_all, safe_url
 from ops_platform.notifications import Notification, Severity
 from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
-from ops_platform.settings import ops_home
+from ops_platform.settings import ConfigError, ops_home
 
 DB_SLOW_MS = 1000
 DISK_ALERT_PERCENT = 90
+ENDPOINTS_VAR = "OPS_HEALTH_ENDPOINTS"
+ENDPOINT_TIMEOUT_SECONDS = 5.0
 
 
-def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_ALERT_PERCENT) -> tuple[list[str], dict]:
+def health_endpoints() -> list[Probe]:
+    """The URLs of OPS_HEALTH_ENDPOINTS; a ConfigError (without the URL: it may hold a token) if one is not http(s)."""
+    urls = [u.strip() for u in os.environ.get(ENDPOINTS_VAR, "").split(",") if u.strip()]
+    for index, url in enumerate(urls):
+        if not url.startswith(("http://", "https://")) or not safe_url(url).split("://", 1)[1]:
+            raise ConfigError(f"{ENDPOINTS_VAR}: entry {index + 1} is not an http(s) URL; expected a comma-separated "
+                              "list such as https://api.notion.com,https://n8n.example.com/healthz")
+    return [Probe(safe_url(url), url, expect_status=None) for url in urls]
+
+
+health_endpoints()  # a bad OPS_HEALTH_ENDPOINTS stops the code location loading, with the reason
+
+
+def check_endpoints(probes: list[Probe], timeout_seconds: float = ENDPOINT_TIMEOUT_SECONDS) -> tuple[list[str], dict]:
+    results = probe_all(probes, timeout_seconds)
+    problems = [f"endpoint {r.url}: {r.error}" for r in results if not r.ok]
+    return problems, {f"endpoint {r.url}": (f"{r.status_code} in {r.latency_ms:.0f} ms" if r.ok else r.error)
+                      for r in results}
+
+
+def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_ALERT_PERCENT,
+                 endpoints: list[Probe] | None = None) -> tuple[list[str], dict]:
     """(problems, report). An empty problem list means healthy."""
     problems, report = [], {}
     started = time.perf_counter()
@@ -36,7 +64,8 @@ def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_AL
             open_letters, new_letters = conn.execute(text(
                 "SELECT count(*), count(*) FILTER (WHERE created_at > now() - interval '1 hour') "
                 "FROM dead_letters WHERE resolved_at IS NULL")).one()
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            conn.execute(text("INSERT INTO db_latency_samples (latency_ms) VALUES (:ms)"), {"ms": latency_ms})
         report |= {"db_latency_ms": latency_ms, "kill_switch": controls.kill_switch,
                    "jobs_enabled": controls.jobs_enabled, "open_dead_letters": open_letters}
         if latency_ms > DB_SLOW_MS:
@@ -52,11 +81,13 @@ def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_AL
     report["disk_used_percent"] = used
     if used >= disk_alert_percent:
         problems.append(f"disk {used}% used (alert at {disk_alert_percent}%)")
-    return problems, report
+    endpoint_problems, endpoint_report = check_endpoints(health_endpoints() if endpoints is None else endpoints)
+    return problems + endpoint_problems, report | endpoint_report
 
 
 @dg.sensor(job=notify_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Health monitor: database, disk, dead letters; ignores jobs_enabled; alerts at most hourly.")
+           description="Health monitor: database, external endpoints, disk, dead letters, switches; ignores "
+                       "jobs_enabled; alerts at most hourly; samples DB latency for the watchers.")
 def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
     problems, report = check_health(postgres)
     if not problems:

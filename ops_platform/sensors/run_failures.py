@@ -1,0 +1,75 @@
+"""Seed 003 "alert if 3+ consecutive failures": a job whose last 3 finished runs failed gets an incident.
+
+On each failed run the sensor looks back through that job's finished runs in the Dagster instance
+(the failed run and the ones before it). A success ends the streak. Runs a control refused and
+canceled runs are decisions, not failures: they neither count nor break the streak. The incident
+`job_failing:<job>` is opened once per hour (the hour the run ended), and its notification goes
+through the policy layer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from ops_platform.framework.guard import REFUSED_BY
+from ops_platform.jobs.notify import notify_job, notify_requests
+from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
+from ops_platform.notifications import Severity
+from ops_platform.resources.postgres import PostgresResource
+from ops_platform.sensors.audit import error_chain
+
+STREAK = 3
+LOOKBACK = 20  # finished runs read per failure: enough to see past a few refusals
+_FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+
+
+def was_refused(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Did a control (kill switch, jobs off, ...) refuse this run in its first step?"""
+    for rec in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records:
+        failure = rec.event_log_entry.dagster_event.step_failure_data
+        if failure.user_failure_data and REFUSED_BY in failure.user_failure_data.metadata:
+            return True
+    return False
+
+
+def failure_streak(instance: dg.DagsterInstance, run: dg.DagsterRun, length: int = STREAK) -> list[str]:
+    """The ids of `length` consecutive failed runs of run's job ending with `run`; [] if there are fewer."""
+    if was_refused(instance, run.run_id):
+        return []
+    streak = [run.run_id]
+    older = instance.get_run_records(filters=dg.RunsFilter(job_name=run.job_name, statuses=_FINISHED),
+                                     limit=LOOKBACK, cursor=run.run_id)
+    for record in older:
+        if len(streak) == length:
+            break
+        if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
+            return []
+        if not was_refused(instance, record.dagster_run.run_id):
+            streak.append(record.dagster_run.run_id)
+    return streak if len(streak) == length else []
+
+
+@dg.run_failure_sensor(name="job_failure_streaks", request_job=notify_job,
+                       default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="An incident (job_failing:<job>, once an hour) when a job's last 3 runs failed.")
+def job_failure_streaks(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> dg.SensorResult | None:
+    run = context.dagster_run
+    streak = failure_streak(context.instance, run)
+    if not streak:
+        return None  # None lets the sensor go on to the next failed run in the same tick
+    record = context.instance.get_run_record_by_id(run.run_id)
+    ended = record.end_time if record and record.end_time else datetime.now(UTC).timestamp()
+    at = datetime.fromtimestamp(ended, UTC)
+    errors = [error_chain(e.step_failure_data.error) for e in context.get_step_failure_events()
+              if e.step_failure_data.error]
+    incident = Incident(
+        "job_failing", run.job_name, Severity.WARN, f"Job failing: {run.job_name} failed {STREAK} times in a row",
+        f"The last {STREAK} runs of {run.job_name} failed (runs {', '.join(streak)}). Latest error: "
+        f"{('; '.join(errors) or context.failure_event.message or 'unknown')[:1000]}")
+    with postgres.begin() as conn:
+        open_incidents(conn, [incident], at)
+        messages = unsent_notifications(conn, [incident], at)
+    context.log.warning(f"{run.job_name}: {STREAK} consecutive failures; incident {incident.dedup_key(at)}")
+    return dg.SensorResult(run_requests=notify_requests("job_failing", messages)) if messages else None

@@ -1,0 +1,69 @@
+"""Seed 003 `run_watchers` (every 5 minutes): anomalies become deduplicated incidents and notification runs.
+
+The tick opens the incidents itself (one INSERT, unique per type, subject and hour) and asks for
+notification runs for every incident that holds now and has no notification recorded yet: the
+run_keys and the notifications' dedup keys make that one delivery, and a run request lost with a
+crashed daemon is asked for again at the next tick. A watcher that fails is logged, audited and
+reported as a `watcher_broken` incident; the others go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from ops_platform.framework.audit import record
+from ops_platform.framework.controls import WRITE_JOB
+from ops_platform.framework.guard import tick_gate
+from ops_platform.jobs.notify import notify_job, notify_requests
+from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
+from ops_platform.monitoring.watchers import WATCHERS, Watcher, run_watchers
+from ops_platform.notifications import Severity
+from ops_platform.resources.postgres import PostgresResource
+
+SENSOR_NAME = "watchers"
+
+
+@dataclass(frozen=True)
+class WatchTick:
+    run_requests: list[dg.RunRequest]
+    summary: str
+    errors: dict[str, str]
+
+
+def evaluate_watchers(postgres: PostgresResource, now: datetime,
+                      watchers: tuple[Watcher, ...] = WATCHERS) -> WatchTick:
+    """One tick at `now`: run the watchers, open their incidents, ask for their notifications."""
+    report = run_watchers(postgres, now, watchers)
+    broken = [Incident("watcher_broken", name, Severity.WARN, f"Watcher {name} failed",
+                       f"The {name} watcher could not run: {error}. The other watchers ran.")
+              for name, error in report.errors.items()]
+    found = report.incidents + broken
+    with postgres.begin() as conn:
+        for name, error in report.errors.items():
+            record(conn, action=f"{SENSOR_NAME}:{name}", action_type="system", success=False, error=error)
+        new = open_incidents(conn, found, now)
+        messages = unsent_notifications(conn, found, now)
+    summary = (f"{len(report.checked)}/{len(watchers)} watchers ran; {len(found)} incidents hold "
+               f"({len(new)} new this hour)")
+    if report.errors:
+        summary += "; failed: " + "; ".join(f"{name}: {error}" for name, error in report.errors.items())
+    return WatchTick(notify_requests(SENSOR_NAME, messages), summary, report.errors)
+
+
+@dg.sensor(name=SENSOR_NAME, job=notify_job, minimum_interval_seconds=300,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Seed 003 watchers (*/5): repeated failures, rate limits ≥80%, API volume ≥200% of baseline, "
+                       "DB latency >1000 ms; one incident per type, subject and hour.")
+def watchers_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+    now = datetime.now(UTC)
+    skip = tick_gate(postgres, SENSOR_NAME, WRITE_JOB, at=now)
+    if skip:
+        return dg.SensorResult(skip_reason=skip)
+    tick = evaluate_watchers(postgres, now)
+    (context.log.error if tick.errors else context.log.info)(tick.summary)
+    if not tick.run_requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason(tick.summary))
+    return dg.SensorResult(run_requests=tick.run_requests)
