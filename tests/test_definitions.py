@@ -15,7 +15,8 @@ INVENTORY = {
              "inactive_users_job", "health_check_job", "activity_cleanup_job", "execution_compaction_job",
              "log_retention_job", "archive_cleanup_job", "seat_usage_job", "credit_usage_job", "campaign_metrics_job",
              "vis_job", "cache_warmer_job", "auto_transition_job", "ai_budget_reset_job",
-             "release_held_job", "retry_queue_job", "events_job", "synthetics_job"},
+             "release_held_job", "retry_queue_job", "events_job", "synthetics_job", "digests_job",
+             "scheduled_notifications_job", "daily_digest_job", "morning_call_job"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
@@ -25,10 +26,11 @@ INVENTORY = {
         "credit_usage_schedule": "0 * * * *", "campaign_metrics_schedule": "0 * * * *", "vis_schedule": "0 2 * * *",
         "auto_transition_schedule": "0 * * * *", "ai_budget_reset_schedule": "0 0 * * *",
         "cache_warmer_schedule": "30 7 * * 1-5", "synthetics_schedule": "*/5 * * * *",
+        "daily_digest_schedule": "0 8 * * *", "morning_call_schedule": "0 6 * * *",
     },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled", "held_notifications_sensor", "retry_queue_sensor", "events_outbox_sensor",
-                "watchers", "job_failure_streaks"},
+                "watchers", "job_failure_streaks", "digests_sensor", "scheduled_notifications_sensor"},
     "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks",
                "seat_usage", "credit_usage", "warehouse/campaign_metrics_hourly", "warehouse/vis_scores",
                "warehouse/campaigns", "warehouse/volunteer_activities"},
@@ -42,8 +44,10 @@ def test_every_inventory_item_is_defined():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert INVENTORY["assets"] <= keys
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in defs.schedules)
-    archive = next(s for s in defs.schedules if s.name == "archive_cleanup_schedule")
-    assert archive.execution_timezone == "America/Chicago"  # seed 003: 02:00 Central
+    central = {s.name for s in defs.schedules if s.execution_timezone == "America/Chicago"}
+    # seed 003: cleanup 02:00, morning call 06:00, daily digest 08:00 Central; seed 004's cache warmer
+    assert central == {"archive_cleanup_schedule", "morning_call_schedule", "daily_digest_schedule",
+                       "cache_warmer_schedule"}
 
 
 def test_secrets_are_environment_variables_not_values(monkeypatch):
