@@ -7,6 +7,7 @@ from ops_platform.assets.agent_stats import agent_stats_cache
 from ops_platform.assets.campaigns import CAMPAIGN_ASSETS
 from ops_platform.assets.operational import OPERATIONAL, table_size_checks
 from ops_platform.assets.warehouse import WAREHOUSE_ASSETS, WAREHOUSE_CHECKS
+from ops_platform.jobs.canvas_alerts import canvas_alerts_job
 from ops_platform.jobs.digests import digests_job
 from ops_platform.jobs.events import events_job
 from ops_platform.jobs.notify import notify_job, release_held_job
@@ -19,6 +20,7 @@ from ops_platform.schedules import JOBS, SCHEDULES
 from ops_platform.schedules.daily import DAILY_JOBS, DAILY_SCHEDULES
 from ops_platform.schedules.synthetics import synthetics_schedule
 from ops_platform.sensors.audit import AUDIT_SENSORS
+from ops_platform.sensors.canvas_alerts import canvas_alerts_sensor
 from ops_platform.sensors.digests import digests_sensor
 from ops_platform.sensors.events_outbox import events_outbox_sensor
 from ops_platform.sensors.health import health_monitor
@@ -33,9 +35,10 @@ defs = dg.Definitions(
     assets=[*OPERATIONAL, agent_stats_cache, build_stats, inactive_users, *WAREHOUSE_ASSETS, *CAMPAIGN_ASSETS],
     asset_checks=[*WAREHOUSE_CHECKS, table_size_checks],
     jobs=[*JOBS, stalled_builds_job, notify_job, release_held_job, retry_queue_job, events_job, synthetics_job,
-          digests_job, scheduled_notifications_job, *DAILY_JOBS],
+          digests_job, scheduled_notifications_job, canvas_alerts_job, *DAILY_JOBS],
     schedules=[*SCHEDULES, synthetics_schedule, *DAILY_SCHEDULES],
     sensors=[stalled_builds_sensor, health_monitor, held_notifications_sensor, retry_queue_sensor, events_outbox_sensor,
-             watchers_sensor, job_failure_streaks, digests_sensor, scheduled_notifications_sensor, *AUDIT_SENSORS],
+             watchers_sensor, job_failure_streaks, digests_sensor, scheduled_notifications_sensor, canvas_alerts_sensor,
+             *AUDIT_SENSORS],
     resources=build_resources(),
 )

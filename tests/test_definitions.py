@@ -16,7 +16,7 @@ INVENTORY = {
              "log_retention_job", "archive_cleanup_job", "seat_usage_job", "credit_usage_job", "campaign_metrics_job",
              "vis_job", "cache_warmer_job", "auto_transition_job", "ai_budget_reset_job",
              "release_held_job", "retry_queue_job", "events_job", "synthetics_job", "digests_job",
-             "scheduled_notifications_job", "daily_digest_job", "morning_call_job"},
+             "scheduled_notifications_job", "daily_digest_job", "morning_call_job", "canvas_alerts_job"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
@@ -30,7 +30,8 @@ INVENTORY = {
     },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled", "held_notifications_sensor", "retry_queue_sensor", "events_outbox_sensor",
-                "watchers", "job_failure_streaks", "digests_sensor", "scheduled_notifications_sensor"},
+                "watchers", "job_failure_streaks", "digests_sensor", "scheduled_notifications_sensor",
+                "canvas_alerts_sensor"},
     "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks",
                "seat_usage", "credit_usage", "warehouse/campaign_metrics_hourly", "warehouse/vis_scores",
                "warehouse/campaigns", "warehouse/volunteer_activities"},

@@ -55,6 +55,18 @@ def test_a_storm_of_one_kind_goes_out_as_one_grouped_message(postgres):
     assert sql(postgres, "SELECT count(*) FROM suppression_log WHERE decision = 'grouped'") == [(30,)]
 
 
+def test_grouping_keeps_each_audience_apart(postgres):
+    def to(person, i):
+        return Notification(type="canvas_alert", severity=Severity.WARN, title=f"{person} {i}", body="",
+                            dedup_key=f"{person}:{i}", recipients=(f"{person}@example.com",))
+
+    with Receiver(SECRET) as receiver:
+        notifier(postgres, receiver, group_over=20).send_batch(
+            [to("ana", i) for i in range(25)] + [to("bo", i) for i in range(25)], at=NOON)
+    assert sorted((r.json["title"], tuple(r.json["recipients"])) for r in receiver.requests) == [
+        ("25 × canvas_alert", ("ana@example.com",)), ("25 × canvas_alert", ("bo@example.com",))]
+
+
 def test_at_the_threshold_each_message_goes_out_alone(postgres):
     with Receiver(SECRET) as receiver:
         notifier(postgres, receiver, group_over=20).send_batch([alert(f"k{i}") for i in range(20)], at=NOON)

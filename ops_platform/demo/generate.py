@@ -7,12 +7,13 @@ the stalled-builds sensor has something to do on the first tick.
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
+from ops_platform.demo.alerts import generate_alerts
+from ops_platform.demo.copying import copy_frames
 from ops_platform.resources.postgres import PostgresResource
 
 AGENTS = [
@@ -42,36 +43,21 @@ def generate(postgres: PostgresResource, scale: int = 100_000, seed: int = 7, no
     }
     with postgres.raw() as conn:
         conn.execute(f"TRUNCATE {', '.join(DEMO_TABLES)} RESTART IDENTITY CASCADE")
-        _copy(conn, "agents", ["name"], [pd.DataFrame({"name": AGENTS})])
-        _copy(conn, "tasks", ["agent_name", "title", "status", "created_at"], _tasks(rng, counts["tasks"], now))
-        _copy(conn, "executions", ["agent_name", "task_id", "duration_ms", "ts"],
+        copy_frames(conn, "agents", ["name"], [pd.DataFrame({"name": AGENTS})])
+        copy_frames(conn, "tasks", ["agent_name", "title", "status", "created_at"], _tasks(rng, counts["tasks"], now))
+        copy_frames(conn, "executions", ["agent_name", "task_id", "duration_ms", "ts"],
               _executions(rng, counts["executions"], scale, now))
-        _copy(conn, "builds", ["prd_name", "status", "started_at", "completed_at", "duration_ms", "error", "cost_usd", "meta"],
+        copy_frames(conn, "builds", ["prd_name", "status", "started_at", "completed_at", "duration_ms", "error", "cost_usd", "meta"],
               [_builds(rng, counts["builds"], now)])
-        _copy(conn, "agent_activity_feed", ["agent_name", "event_type", "details", "ts"],
+        copy_frames(conn, "agent_activity_feed", ["agent_name", "event_type", "details", "ts"],
               _activity(rng, counts["agent_activity_feed"], now))
-        _copy(conn, "user_profiles", ["email", "last_active_at"], [_users(rng, counts["user_profiles"], now)])
+        copy_frames(conn, "user_profiles", ["email", "last_active_at"], [_users(rng, counts["user_profiles"], now)])
         counts |= _campaign_domain(conn, rng, scale, now)
+        counts |= generate_alerts(conn, rules=200, points=max(10_000, scale), seed=seed, now=now)
         conn.execute("ANALYZE")
     return counts
 
 
-def _copy(conn, table: str, columns: list[str], frames) -> None:
-    """COPY into an emptied table with its secondary indexes rebuilt once at the end (a bulk index
-    build is several times faster than maintaining the index row by row)."""
-    indexes = [r[0] for r in conn.execute(
-        "SELECT indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname "
-        "JOIN pg_index x ON x.indexrelid = c.oid WHERE i.tablename = %s AND NOT x.indisprimary "
-        "AND NOT x.indisunique", (table,))]
-    for definition in indexes:
-        conn.execute("DROP INDEX " + definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0])
-    with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
-        for frame in frames:
-            buffer = io.StringIO()
-            frame[columns].to_csv(buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S.%f+00")
-            copy.write(buffer.getvalue())
-    for definition in indexes:
-        conn.execute(definition)
 
 
 def _ago(rng, n: int, now: datetime, max_days: float) -> pd.DatetimeIndex:
@@ -164,20 +150,20 @@ def _campaign_domain(conn, rng, scale: int, now: datetime) -> dict[str, int]:
         "created_at": pd.DatetimeIndex(starts - pd.Timedelta(days=14)),
     })
     campaigns.loc[::10, "status"] = "draft"
-    _copy(conn, "campaigns", list(campaigns.columns), [campaigns])
-    _copy(conn, "volunteers", ["name"], [pd.DataFrame({"name": [f"volunteer {i}" for i in range(1, n_volunteers + 1)]})])
+    copy_frames(conn, "campaigns", list(campaigns.columns), [campaigns])
+    copy_frames(conn, "volunteers", ["name"], [pd.DataFrame({"name": [f"volunteer {i}" for i in range(1, n_volunteers + 1)]})])
     n_seats = int(campaigns.seat_capacity.sum() * 0.8)
     seat_campaign = rng.integers(1, n_campaigns + 1, n_seats)
     assigned = _ago(rng, n_seats, now, 60)
     released = pd.Series(assigned + pd.to_timedelta(rng.integers(1, 40, n_seats), unit="D")).where(rng.random(n_seats) < 0.3)
     seats = pd.DataFrame({"campaign_id": seat_campaign, "volunteer_id": rng.integers(1, n_volunteers + 1, n_seats),
                           "assigned_at": assigned, "released_at": pd.DatetimeIndex(released)})
-    _copy(conn, "campaign_seats", list(seats.columns), [seats])
+    copy_frames(conn, "campaign_seats", list(seats.columns), [seats])
     n_ledger = n_campaigns * 20
     ledger = pd.DataFrame({"campaign_id": rng.integers(1, n_campaigns + 1, n_ledger),
                            "amount": np.round(rng.uniform(5, 400, n_ledger), 2), "kind": "spend",
                            "created_at": _ago(rng, n_ledger, now, 60)})
-    _copy(conn, "credit_ledger", list(ledger.columns), [ledger])
+    copy_frames(conn, "credit_ledger", list(ledger.columns), [ledger])
     n_activities = max(1_000, scale // 2)
     activities = pd.DataFrame({
         "volunteer_id": rng.integers(1, n_volunteers + 1, n_activities),
@@ -186,11 +172,11 @@ def _campaign_domain(conn, rng, scale: int, now: datetime) -> dict[str, int]:
         "hours": np.round(rng.uniform(0.5, 8, n_activities), 2),
         "occurred_at": _ago(rng, n_activities, now, 120),
     })
-    _copy(conn, "volunteer_activities", list(activities.columns), [activities])
+    copy_frames(conn, "volunteer_activities", list(activities.columns), [activities])
     budgets = pd.DataFrame({"scope": ["q2q-ai", "q2q-ai", "reports", "reports"], "period": ["daily", "monthly"] * 2,
                             "limit_usd": [50, 1000, 20, 400], "spent_usd": [12.5, 310, 3, 95],
                             "period_start": [(today - pd.Timedelta(days=1)).strftime("%Y-%m-%d"),
                                              today.replace(day=1).strftime("%Y-%m-%d")] * 2})
-    _copy(conn, "ai_budgets", list(budgets.columns), [budgets])
+    copy_frames(conn, "ai_budgets", list(budgets.columns), [budgets])
     return {"campaigns": n_campaigns, "volunteers": n_volunteers, "campaign_seats": n_seats,
             "credit_ledger": n_ledger, "volunteer_activities": n_activities, "ai_budgets": len(budgets)}

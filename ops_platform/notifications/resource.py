@@ -60,9 +60,10 @@ class NotifierResource(dg.ConfigurableResource):
         at = at or datetime.now(UTC)
         limits = parse_rate_limits(self.rate_limits)
         statuses: dict[int, str] = {}
-        by_type: dict[str, list[int]] = defaultdict(list)
+        # Only messages that would go to the same people the same way can share one grouped message.
+        by_type: dict[tuple, list[int]] = defaultdict(list)
         for index, message in enumerate(messages):
-            by_type[message.type].append(index)
+            by_type[(message.type, message.channels, message.recipients)].append(index)
         policy = _Policy(self, at, limits)
         with self._channel_cache() as channel:
             for indexes in by_type.values():
@@ -245,7 +246,8 @@ def _group_message(message_type: str, members: list[Notification]) -> Notificati
         lines.append(f"- … and {len(members) - GROUP_LIST_LIMIT} more")
     return Notification(type=message_type, severity=severity, title=f"{len(members)} × {message_type}",
                         body="\n".join(lines), dedup_key=f"group:{message_type}:{digest}",
-                        meta={"grouped": len(members), "dedup_keys": keys[:GROUP_LIST_LIMIT]})
+                        meta={"grouped": len(members), "dedup_keys": keys[:GROUP_LIST_LIMIT]},
+                        channels=members[0].channels, recipients=members[0].recipients)
 
 
 def _from_row(row) -> Notification:

@@ -1,0 +1,1 @@
+"""Canvas alerts (seed 000): metric registry and set-wise rule evaluation."""
