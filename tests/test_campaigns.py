@@ -9,7 +9,7 @@ from helpers import sql
 
 from ops_platform.assets.campaigns import campaign_metrics_hourly, credit_usage, seat_usage, vis_scores
 from ops_platform.campaigns.lifecycle import Campaign, next_status, transitions
-from ops_platform.jobs.campaigns import ai_budget_reset_job, auto_transition_job
+from ops_platform.jobs.campaigns import ai_budget_reset_job, auto_transition_job, set_campaign_status_job
 
 TODAY = date(2026, 6, 15)
 
@@ -67,6 +67,36 @@ def test_auto_transition_changes_statuses_and_emits_one_event_per_change(postgre
     assert sorted(events) == [("1", "scheduled", "active"), ("2", "active", "at_capacity"), ("3", "active", "completed")]
     auto_transition_job.execute_in_process(instance=instance, resources={"postgres": postgres})
     assert sql(postgres, "SELECT count(*) FROM events_outbox")[0][0] == 3  # stable: nothing more to say
+
+
+def set_status(postgres, instance, campaign_id, status):
+    config = {"ops": {"set_campaign_status": {"config": {"campaign_id": campaign_id, "status": status,
+                                                         "requested_by": "ana"}}}}
+    return set_campaign_status_job.execute_in_process(run_config=config, instance=instance,
+                                                      resources={"postgres": postgres}, raise_on_error=False)
+
+
+def test_a_person_schedules_a_draft_and_the_change_is_an_event(postgres, instance):
+    seed_campaigns(postgres)
+    assert set_status(postgres, instance, 4, "scheduled").success
+    assert sql(postgres, "SELECT status FROM campaigns WHERE id = 4") == [("scheduled",)]
+    assert sql(postgres, "SELECT payload->>'from', payload->>'to', payload->>'reason' FROM events_outbox") == [
+        ("draft", "scheduled", "scheduled by ana")]
+    assert set_status(postgres, instance, 4, "scheduled").success  # already so: no second event
+    assert sql(postgres, "SELECT count(*) FROM events_outbox") == [(1,)]
+
+
+def test_a_move_the_state_machine_leaves_to_dates_is_refused_and_changes_nothing(postgres, instance):
+    seed_campaigns(postgres)
+    result = set_status(postgres, instance, 4, "active")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "a draft campaign cannot be set to 'active' by hand; allowed: scheduled" in str(failure.step_failure_data.error)
+    assert "campaign 99 does not exist" in str(next(
+        e for e in set_status(postgres, instance, 99, "completed").all_events if e.is_step_failure
+    ).step_failure_data.error)
+    assert sql(postgres, "SELECT status FROM campaigns WHERE id = 4") == [("draft",)]
+    assert sql(postgres, "SELECT count(*) FROM events_outbox") == [(0,)]
 
 
 def test_seat_and_credit_usage_match_the_ledger(postgres, instance):

@@ -16,7 +16,8 @@ INVENTORY = {
              "log_retention_job", "archive_cleanup_job", "seat_usage_job", "credit_usage_job", "campaign_metrics_job",
              "vis_job", "cache_warmer_job", "auto_transition_job", "ai_budget_reset_job",
              "release_held_job", "retry_queue_job", "events_job", "synthetics_job", "digests_job",
-             "scheduled_notifications_job", "daily_digest_job", "morning_call_job", "canvas_alerts_job"},
+             "scheduled_notifications_job", "daily_digest_job", "morning_call_job", "canvas_alerts_job",
+             "set_campaign_status_job"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",

@@ -9,6 +9,9 @@
 - scheduled becomes active on its start date;
 - active becomes at_capacity when every seat is taken or the credit budget is spent
   (a budget of 0 means no credit limit), and returns to active when that is no longer true.
+
+People make the other moves (MANUAL): schedule a draft, take a scheduled campaign back to draft,
+or close a running campaign early.
 """
 
 from __future__ import annotations
@@ -59,3 +62,21 @@ def transitions(c: Campaign, today: date) -> list[tuple[str, str, str]]:
         steps.append((c.status, *step))
         c = Campaign(step[0], c.starts_on, c.ends_on, c.seats_used, c.seat_capacity, c.credits_used, c.credit_budget)
     return steps
+
+
+MANUAL = {
+    ("draft", "scheduled"): "scheduled",
+    ("scheduled", "draft"): "taken back to draft",
+    ("scheduled", "completed"): "closed early",
+    ("active", "completed"): "closed early",
+    ("at_capacity", "completed"): "closed early",
+}
+
+
+def manual_step(current: str, target: str) -> str:
+    """The reason for a move a person asked for; ValueError naming the allowed moves otherwise."""
+    if (current, target) in MANUAL:
+        return MANUAL[(current, target)]
+    allowed = sorted(to for frm, to in MANUAL if frm == current)
+    raise ValueError(f"a {current} campaign cannot be set to {target!r} by hand"
+                     + (f"; allowed: {', '.join(allowed)}" if allowed else "; it is final"))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy import text
 
-from ops_platform.campaigns.lifecycle import Campaign, transitions
+from ops_platform.campaigns.lifecycle import Campaign, manual_step, transitions
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
@@ -36,10 +36,7 @@ def auto_transition_campaigns(context: dg.OpExecutionContext, postgres: Postgres
                 continue
             conn.execute(text("UPDATE campaigns SET status = :s WHERE id = :id"), {"s": steps[-1][1], "id": row.id})
             for before, after, reason in steps:
-                conn.execute(
-                    text("INSERT INTO events_outbox (name, payload) VALUES ('campaign.status.changed', CAST(:p AS jsonb))"),
-                    {"p": json.dumps({"campaign_id": row.id, "from": before, "to": after, "reason": reason})},
-                )
+                status_changed(conn, row.id, before, after, reason)
                 changed[f"{before}->{after}"] = changed.get(f"{before}->{after}", 0) + 1
     context.log.info(f"campaign transitions: {changed or 'none'}")
     return dg.Output(None, metadata={"transitions": sum(changed.values()), **changed})
@@ -48,6 +45,48 @@ def auto_transition_campaigns(context: dg.OpExecutionContext, postgres: Postgres
 @dg.job(description="Seed 004: moves campaigns between statuses from dates, capacity and utilisation.")
 def auto_transition_job():
     auto_transition_campaigns()
+
+
+def status_changed(conn, campaign_id: int, before: str, after: str, reason: str) -> None:
+    """Every status change, automatic or by hand, is one `campaign.status.changed` event: the
+    metric snapshots read a campaign's status in any past hour from these events."""
+    conn.execute(
+        text("INSERT INTO events_outbox (name, payload) VALUES ('campaign.status.changed', CAST(:p AS jsonb))"),
+        {"p": json.dumps({"campaign_id": campaign_id, "from": before, "to": after, "reason": reason})},
+    )
+
+
+class StatusChangeConfig(dg.Config):
+    campaign_id: int
+    status: str
+    requested_by: str
+
+
+@dg.op(tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY)
+def set_campaign_status(context: dg.OpExecutionContext, config: StatusChangeConfig,
+                        postgres: PostgresResource) -> dg.Output:
+    """A person's status change (schedule a draft, unschedule, close early), with its event."""
+    guard_run(context, postgres)
+    with postgres.begin() as conn:
+        current = conn.execute(text("SELECT status FROM campaigns WHERE id = :id FOR UPDATE"),
+                               {"id": config.campaign_id}).scalar_one_or_none()
+        if current is None:
+            raise dg.Failure(f"campaign {config.campaign_id} does not exist", allow_retries=False)
+        if current == config.status:
+            return dg.Output(None, metadata={"changed": False, "status": current})
+        try:
+            reason = manual_step(current, config.status)
+        except ValueError as err:
+            raise dg.Failure(f"campaign {config.campaign_id}: {err}", allow_retries=False) from None
+        conn.execute(text("UPDATE campaigns SET status = :s WHERE id = :id"),
+                     {"s": config.status, "id": config.campaign_id})
+        status_changed(conn, config.campaign_id, current, config.status, f"{reason} by {config.requested_by}")
+    return dg.Output(None, metadata={"changed": True, "from": current, "to": config.status})
+
+
+@dg.job(description="Seed 004 manual trigger: a person changes a campaign's status (launch from the UI with config).")
+def set_campaign_status_job():
+    set_campaign_status()
 
 
 RESET_SQL = text("""
@@ -84,4 +123,4 @@ def ai_budget_reset_job():
     reset_ai_budgets()
 
 
-CAMPAIGN_JOBS = [auto_transition_job, ai_budget_reset_job]
+CAMPAIGN_JOBS = [auto_transition_job, ai_budget_reset_job, set_campaign_status_job]

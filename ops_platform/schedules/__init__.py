@@ -14,7 +14,7 @@ from ops_platform.assets.operational import table_size_checks
 from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS
 from ops_platform.framework.controls import ALWAYS_RUNS, WRITE_JOB
 from ops_platform.framework.guard import tick_gate
-from ops_platform.jobs.campaigns import ai_budget_reset_job, auto_transition_job
+from ops_platform.jobs.campaigns import ai_budget_reset_job, auto_transition_job, set_campaign_status_job
 from ops_platform.jobs.maintenance import (
     activity_cleanup_job,
     archive_cleanup_job,
@@ -119,4 +119,4 @@ SCHEDULES = [
 JOBS = [agent_stats_job, build_stats_job, inactive_users_job, health_check_job, warehouse_sync_job,
         activity_cleanup_job, log_retention_job, archive_cleanup_job, execution_compaction_job,
         seat_usage_job, credit_usage_job, campaign_metrics_job, vis_job, cache_warmer_job,
-        auto_transition_job, ai_budget_reset_job]
+        auto_transition_job, ai_budget_reset_job, set_campaign_status_job]
