@@ -4,10 +4,13 @@ A wide table (bigint, text, int, numeric(12,2), timestamptz, jsonb, bool, nullab
 generated in Postgres, then each path runs in a fresh process (so peak memory is its own):
 
   ours      the platform's sync (incremental from an empty watermark), Postgres COPY text streamed
-            into ClickHouse as TabSeparated in bounded chunks (the default, client-side path)
-  server    the same sync with OPS_SYNC_PULL_URL: ClickHouse pulls the window through postgresql()
+            into ClickHouse as TabSeparated (the default, client-side path): two key-range streams
+            read by threads and piped into one INSERT while ClickHouse parses
+  server    the same sync with OPS_SYNC_PULL_URL: ClickHouse pulls the window through postgresql(),
+            two key ranges in parallel
   naive     pandas.read_sql + clickhouse-connect insert_df (jsonb has to be json.dumps'ed first)
-  ceiling   one COPY stream read by a client and thrown away: what reading alone costs
+  ceiling   one COPY stream read by a client and thrown away: what reading alone costs (read
+            with libpq's COPY calls, as the sync does; psycopg's row iterator would understate it)
 
 then an incremental run after updating `--changed` rows. Parity (count and checksum through FINAL)
 is checked after each load.
@@ -78,13 +81,10 @@ elif path == "naive":
         ch.insert_df("naive_events", frame, column_names=list(frame.columns),
                      settings={"max_partitions_per_insert_block": 0})
     rows = len(frame)
-else:  # ceiling: read the same rows with one COPY stream and drop them
-    with postgres.raw() as conn, conn.cursor() as cur:
-        rows = 0
-        with cur.copy("COPY (SELECT id, name, quantity, amount, created_at, payload::text, flag, note, updated_at "
-                      "FROM wide_events) TO STDOUT") as copy:
-            for _ in copy:
-                rows += 1
+else:  # ceiling: read the same rows with one COPY stream and drop them (the sync's own lean reader)
+    from ops_platform.sync.stream import read_copy
+    rows = read_copy(postgres, "SELECT id, name, quantity, amount, created_at, payload::text, flag, note, updated_at "
+                     "FROM wide_events", {}, lambda chunk: None)
 seconds = time.perf_counter() - started
 print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 '''
@@ -104,10 +104,36 @@ def parity(postgres: PostgresResource, warehouse: WarehouseResource, table: str)
     return (int(expected[0]), int(expected[1])) == (int(got[0]), int(got[1]))
 
 
+def fresh(postgres: PostgresResource, warehouse: WarehouseResource, table: str) -> None:
+    """Start a full load from nothing: no ClickHouse table, no watermark."""
+    with warehouse.client() as ch:
+        ch.command(f"DROP TABLE IF EXISTS {table}")
+    with postgres.begin() as conn:
+        conn.execute(text("DELETE FROM sync_state"))
+
+
+def median_run(path: str, runs: int, pg_url: str, ch_url: str, database: str, before=None) -> dict:
+    """The median (by time) of `runs` fresh processes."""
+    results = []
+    for _ in range(runs):
+        if before:
+            before()
+        results.append(run(path, pg_url, ch_url, database))
+    results.sort(key=lambda r: r["seconds"])
+    return results[len(results) // 2] | {"all_seconds": [round(r["seconds"], 2) for r in results]}
+
+
+def seq_scans(postgres: PostgresResource) -> int:
+    with postgres.begin() as conn:
+        return conn.execute(text("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'wide_events'")).scalar_one()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--changed", type=int, default=100_000)
+    parser.add_argument("--changed", type=int, nargs="+", default=[100_000], help="incremental runs, one per value")
+    parser.add_argument("--runs", type=int, default=3, help="fresh processes per path; the median is reported")
+    parser.add_argument("--naive-runs", type=int, default=None, help="fewer runs for the slow pandas path")
     args = parser.parse_args()
     with scratch_platform() as (home, postgres):
         pg_url = postgres.url
@@ -122,13 +148,22 @@ def main() -> None:
             with resource.client():  # create the database, then let go of the directory
                 pass
 
-        results = {"ceiling": run("ceiling", pg_url, ch_url, database), "ours": run("ours", pg_url, ch_url, database)}
-        with postgres.begin() as conn:
-            conn.execute(text("DELETE FROM sync_state"))  # the server path starts from an empty watermark too
-        results["server"] = run("server", pg_url, ch_url, "bench_server")
-        results["naive"] = run("naive", pg_url, ch_url, database)
+        results = {
+            "ceiling": median_run("ceiling", args.runs, pg_url, ch_url, database),
+            "ours": median_run("ours", args.runs, pg_url, ch_url, database,
+                               lambda: fresh(postgres, warehouse, "wide_events")),
+            "server": median_run("server", args.runs, pg_url, ch_url, "bench_server",
+                                 lambda: fresh(postgres, server_side, "wide_events")),
+            "naive": median_run("naive", args.naive_runs or args.runs, pg_url, ch_url, database,
+                                lambda: fresh(postgres, warehouse, "naive_events")),
+        }
+        with postgres.begin() as conn:  # the incremental runs continue from the client path's load
+            conn.execute(text("INSERT INTO sync_state (table_name, watermark) SELECT 'wide_events', "
+                              "max(updated_at) + interval '1 microsecond' FROM wide_events ON CONFLICT (table_name) "
+                              "DO UPDATE SET watermark = excluded.watermark, pending_upper = NULL"))
         for path, r in results.items():
-            print(f"  {path:8} {r['rows'] / r['seconds']:>12,.0f} rows/s  {r['seconds']:6.1f} s  peak {r['peak_mb']:,.0f} MB")
+            print(f"  {path:8} {r['rows'] / r['seconds']:>12,.0f} rows/s  {r['seconds']:6.1f} s  peak {r['peak_mb']:,.0f} MB"
+                  f"  (runs: {r['all_seconds']} s)")
         ours, naive, ceiling = (results[p]["rows"] / results[p]["seconds"] for p in ("ours", "naive", "ceiling"))
         print(f"  ours / naive = {ours / naive:.1f}x; ours / ceiling = {100 * ours / ceiling:.0f}%")
         server = results["server"]["rows"] / results["server"]["seconds"]
@@ -136,15 +171,14 @@ def main() -> None:
         print(f"  parity (count, sum of ids through FINAL): ours {parity(postgres, warehouse, 'wide_events')}, "
               f"server {parity(postgres, server_side, 'wide_events')}, naive {parity(postgres, warehouse, 'naive_events')}")
 
-        with postgres.begin() as conn:
-            conn.execute(text("UPDATE wide_events SET note = 'changed' WHERE id <= :n"), {"n": args.changed})
-            plan = "\n".join(r[0] for r in conn.execute(text(
-                "EXPLAIN SELECT * FROM wide_events WHERE updated_at >= now() - interval '1 minute' "
-                "AND updated_at < now()")))
-        incremental = run("ours", pg_url, ch_url, database)
-        print(f"incremental after updating {args.changed:,} rows: {incremental['rows']:,} rows in "
-              f"{incremental['seconds']:.2f} s end to end (process start excluded); "
-              f"index used: {'Index' in plan}; parity {parity(postgres, warehouse, 'wide_events')}")
+        for changed in args.changed:
+            with postgres.begin() as conn:
+                conn.execute(text("UPDATE wide_events SET note = 'changed' WHERE id <= :n"), {"n": changed})
+            scans = seq_scans(postgres)
+            incremental = run("ours", pg_url, ch_url, database)
+            print(f"incremental after updating {changed:,} rows: {incremental['rows']:,} rows in "
+                  f"{incremental['seconds']:.2f} s end to end (process start excluded); "
+                  f"full scans: {seq_scans(postgres) - scans}; parity {parity(postgres, warehouse, 'wide_events')}")
 
 
 if __name__ == "__main__":

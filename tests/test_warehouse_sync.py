@@ -241,3 +241,28 @@ def test_arrays_arrive_with_their_elements_and_nulls(postgres, warehouse, instan
         rows = ch.query("SELECT id, tags, scores FROM tagged FINAL ORDER BY id").result_rows
     assert rows == [(1, ["a", "it's", "back\\slash", None, "comma,here"], [1, None, 3]),
                     (2, [], []), (3, [], [])]  # a NULL array has no ClickHouse type: it arrives empty
+
+
+def test_a_big_window_moves_in_parallel_key_ranges_and_stays_exact(postgres, warehouse, instance, monkeypatch):
+    generate(postgres, scale=4_000, now=NOW)
+    monkeypatch.setattr(engine, "PARALLEL_FROM_ROWS", 1)  # the threshold only: every window counts as big
+    ranges = engine.key_ranges(postgres, BUILDS, "true", {})
+    assert len(ranges) == engine.STREAMS and ranges[0][0] is None and ranges[-1][1] is None
+    incremental(postgres, warehouse, instance)
+    sql(postgres, "UPDATE builds SET status = 'failed' WHERE id % 3 = 0")
+    incremental(postgres, warehouse, instance)
+    assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
+    sync(postgres, warehouse, instance, tags={"dagster/asset_partition_range_start": "2026-10-01",
+                                              "dagster/asset_partition_range_end": "2026-11-20"})
+    assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
+
+
+def test_a_stream_that_fails_half_way_raises_instead_of_passing_for_complete(postgres, warehouse):
+    from psycopg import DatabaseError
+    with warehouse.client() as ch:
+        ch.command("CREATE TABLE halves (n Int64) ENGINE = MergeTree ORDER BY n")
+        with pytest.raises(DatabaseError, match="division by zero"):
+            # Several chunks reach ClickHouse before the error: the stream must not end as if it were complete.
+            engine.copy_into(ch, "halves", ["n"], postgres,
+                             "SELECT g + 0 * (1 / (1500000 - g)) FROM generate_series(1, 2000000) g", {})
+        assert engine.copy_into(ch, "halves", ["n"], postgres, "SELECT g FROM generate_series(1, 10) g", {}) == 10

@@ -3,7 +3,8 @@
 
 Rows stream from Postgres with COPY (text format) straight into ClickHouse as TabSeparated: the
 two formats share their escaping, so jsonb text, NULLs and timestamps arrive byte for byte and
-memory stays bounded by one chunk.
+memory stays bounded by a few chunks (see stream.py). A big window is split into key ranges read
+by parallel streams (Postgres formats rows on one core per stream); a small one is one stream.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sync.spec import SyncedTable
+from ops_platform.sync.stream import copy_streams
 from ops_platform.sync.types import Column, postgres_columns
 
-CHUNK_BYTES = 32 * 1024 * 1024
 # A block may span any number of days: a backfill of a year is one insert stream.
 INSERT_SETTINGS = {"date_time_input_format": "best_effort", "max_partitions_per_insert_block": 0}
+# Parallel streams interleave their chunks, so a repeated window never forms the same blocks:
+# insert deduplication could not drop it and would only cost hashing (FINAL keeps it exact).
+PARALLEL_SETTINGS = INSERT_SETTINGS | {"insert_deduplicate": 0, "max_threads": 2, "max_insert_threads": 2}
+STREAMS = 2                   # the machines we size for have two cores
+PARALLEL_FROM_ROWS = 300_000  # Postgres' estimate for the window; below it one stream is as fast
 
 # The newest instant before which every transaction has ended: rows stamped earlier are committed
 # (updated_at is the writer's transaction start), so a watermark never skips a late commit.
@@ -142,8 +148,9 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
     """Copy rows and tombstones with watermark ≤ time < upper, then advance the watermark to upper.
 
     The window is written down (pending_upper) before any row moves; a run that dies after
-    inserting and before advancing repeats the same window in the same order, so ClickHouse's
-    insert deduplication drops the repeated blocks and FINAL sees one row per key regardless.
+    inserting and before advancing repeats the same window, and FINAL sees one row per key
+    regardless. (A one-stream window of unchanged rows is even sent in the same physical order, so
+    ClickHouse's insert deduplication drops the repeated blocks.)
     """
     table = plan.table
     with postgres.begin() as conn:
@@ -154,15 +161,12 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
         upper = state.pending_upper or conn.execute(SAFE_UPPER_SQL).scalar_one()
         conn.execute(text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t"), {"u": upper, "t": table.name})
     window = {"lo": state.watermark, "hi": upper, "t": table.name}
-    query = (
-        f"SELECT {plan.select_list()} FROM {table.name} "
-        f"WHERE {table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s "
-        f"ORDER BY {table.cursor}, {table.key}"
-    )
+    where = f"{table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s"
+    ranges = key_ranges(postgres, table, where, window)
     if pull_url:
-        rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper)
+        rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper, ranges)
     else:
-        rows = copy_into(ch, table.name, plan.column_names(), postgres, query, window)
+        rows = stream_into(ch, table.name, plan, postgres, where, window, ranges)
     tombstones = (
         "SELECT key_value, partition_value, (extract(epoch FROM deleted_at) * 1000000)::bigint, 1 "
         "FROM sync_tombstones WHERE table_name = %(t)s "
@@ -188,15 +192,13 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
     ch.command(f"CREATE TABLE {staging} AS {table.name}")
     try:
-        query = (
-            f"SELECT {plan.select_list()} FROM {table.name} "
-            f"WHERE {table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s "
-            f"ORDER BY {table.key}"
-        )
+        where = f"{table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s"
+        window = {"lo": start, "hi": end}
+        ranges = key_ranges(postgres, table, where, window)
         if pull_url:
-            rows = pull_into(ch, staging, plan, pull_url, table.partition_column, start, end)
+            rows = pull_into(ch, staging, plan, pull_url, table.partition_column, start, end, ranges)
         else:
-            rows = copy_into(ch, staging, plan.column_names(), postgres, query, {"lo": start, "hi": end})
+            rows = stream_into(ch, staging, plan, postgres, where, window, ranges)
         filled = {r[0] for r in ch.query(f"SELECT DISTINCT _partition_id FROM {staging}").result_rows}
         for day in _days(start, end):
             partition = day.strftime("%Y%m%d")
@@ -209,33 +211,66 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     return SyncResult(rows, start, end, "replace")
 
 
+def stream_into(ch: Client, target: str, plan: Plan, postgres: PostgresResource, where: str, params: dict,
+                ranges: list[Bounds]) -> int:
+    """The client-side path: the window's rows, one COPY stream per key range, into one INSERT."""
+    queries = [(f"SELECT {plan.select_list()} FROM {plan.table.name} WHERE {where}{in_range(plan.table.key, r)}", params)
+               for r in ranges]
+    return copy_streams(ch, target, plan.column_names(), postgres, queries,
+                        PARALLEL_SETTINGS if len(ranges) > 1 else INSERT_SETTINGS)
+
+
 def copy_into(ch: Client, target: str, columns: list[str], postgres: PostgresResource, query: str, params: dict) -> int:
-    """Stream `query`'s rows from Postgres into ClickHouse table `target`; return the row count."""
-    rows = 0
-    with postgres.raw() as conn:
-        conn.execute("SET TIME ZONE 'UTC'")
-        with ClientCursor(conn) as cur:
-            copy_sql = cur.mogrify(query, params)
-            with cur.copy(f"COPY ({copy_sql}) TO STDOUT") as copy:
-                for chunk, count in _chunks(copy):
-                    ch.raw_insert(target, columns, insert_block=chunk, fmt="TabSeparated",
-                                  settings=INSERT_SETTINGS)
-                    rows += count
-    return rows
+    """Stream `query`'s rows from Postgres into ClickHouse table `target` (one stream); return the row count."""
+    return copy_streams(ch, target, columns, postgres, [(query, params)], INSERT_SETTINGS)
 
 
-def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, lo: datetime | None, hi: datetime) -> int:
+Bounds = tuple[int | None, int | None]  # a key range [lo, hi); None is open-ended
+WHOLE: list[Bounds] = [(None, None)]
+
+
+def key_ranges(postgres: PostgresResource, table: SyncedTable, where: str, params: dict) -> list[Bounds]:
+    """Split the rows matching `where` into STREAMS key ranges, or one range when Postgres estimates
+    the window too small for parallel streams to pay. Both probes are cheap: EXPLAIN only plans, and
+    the table's min/max key are the two ends of its primary key's index. (The window's own min/max
+    could need a scan; a window bunched in one range just leaves the other stream idle.)"""
+    with postgres.raw() as conn, ClientCursor(conn) as cur:
+        plan = cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.name} WHERE {where}", params).fetchone()[0]
+        if plan[0]["Plan"]["Plan Rows"] < PARALLEL_FROM_ROWS:
+            return WHOLE
+        lo, hi = cur.execute(f"SELECT min({table.key}), max({table.key}) FROM {table.name}").fetchone()
+    if lo is None or hi - lo < STREAMS:
+        return WHOLE
+    cuts = [None, *(lo + (hi - lo + 1) * i // STREAMS for i in range(1, STREAMS)), None]
+    return list(zip(cuts, cuts[1:], strict=False))
+
+
+def in_range(key: str, bounds: Bounds) -> str:
+    """" AND <key> >= lo AND <key> < hi" (integers only, so it reads the same in Postgres and ClickHouse)."""
+    lo, hi = bounds
+    return (f" AND {key} >= {int(lo)}" if lo is not None else "") + (f" AND {key} < {int(hi)}" if hi is not None else "")
+
+
+def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, lo: datetime | None, hi: datetime,
+              ranges: list[Bounds] = WHOLE) -> int:
     """The server-side path: ClickHouse reads Postgres itself through postgresql(), so no row passes
-    through Python. The window predicate is pushed down to Postgres (and its index). Needs ClickHouse
-    to reach Postgres over the network; the client-side stream (copy_into) is the path when it cannot."""
+    through Python. The window predicate (and each stream's key range) is pushed down to Postgres
+    and its indexes; several ranges are read in parallel (UNION ALL). Needs ClickHouse to reach
+    Postgres over the network; the client-side stream (copy_into) is the path when it cannot."""
     names = ", ".join(f"`{c.name}`" for c in plan.columns)
     version = f"toUInt64(toUnixTimestamp64Micro(`{plan.table.cursor}`))"
     where = f"`{column}` < {{hi:DateTime64(6, 'UTC')}}" + (f" AND `{column}` >= {{lo:DateTime64(6, 'UTC')}}" if lo else "")
     source = postgres_source(pull_url, plan.table.name)
+    selects = " UNION ALL ".join(
+        f"SELECT {names}, {version} FROM {source} WHERE {where}{in_range(f'`{plan.table.key}`', r)}"
+        for r in ranges)
     params = {"lo": lo, "hi": hi}
-    ch.command(f"INSERT INTO {target} ({names}, _version) SELECT {names}, {version} FROM {source} WHERE {where}",
-               parameters=params, settings=INSERT_SETTINGS)
-    return ch.query(f"SELECT count() FROM {source} WHERE {where}", parameters=params).result_rows[0][0]
+    ch.command(f"INSERT INTO {target} ({names}, _version) {selects}", parameters=params,
+               settings=PARALLEL_SETTINGS if len(ranges) > 1 else INSERT_SETTINGS)
+    # chDB reports no row counts for INSERT ... SELECT, and a second read through postgresql() would
+    # cost as much as the first: count the window in ClickHouse (a run repeating a window after a
+    # crash counts the rows of both attempts; FINAL would be exact but reads the whole table).
+    return ch.query(f"SELECT count() FROM {target} WHERE {where}", parameters=params).result_rows[0][0]
 
 
 def postgres_source(url: str, table: str) -> str:
@@ -249,20 +284,6 @@ def postgres_source(url: str, table: str) -> str:
 
     return (f"postgresql({quoted(f'{u.host}:{u.port or 5432}')}, {quoted(u.database)}, {quoted(table)}, "
             f"{quoted(u.username)}, {quoted(u.password)})")
-
-
-def _chunks(copy) -> Iterator[tuple[bytes, int]]:
-    """Whole rows (Postgres sends one COPY message per row) grouped into ~CHUNK_BYTES blocks."""
-    parts: list[bytes] = []
-    size = 0
-    for row in copy:
-        parts.append(bytes(row))
-        size += len(row)
-        if size >= CHUNK_BYTES:
-            yield b"".join(parts), len(parts)
-            parts, size = [], 0
-    if parts:
-        yield b"".join(parts), len(parts)
 
 
 def _days(start: datetime, end: datetime) -> Iterator[datetime]:
