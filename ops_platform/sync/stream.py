@@ -103,7 +103,7 @@ def read_copy(postgres: PostgresResource, query: str, params: dict, write: Calla
                         write(buffer)
                         buffer = bytearray()
                 elif size == 0:
-                    select.select([pgconn.socket], [], [])
+                    _wait_readable(pgconn.socket)
                     pgconn.consume_input()
                 else:
                     break
@@ -185,10 +185,18 @@ class _PipeSink:
         fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         try:
             while any(r.is_alive() for r in readers):
-                if select.select([fd], [], [], 0.05)[0]:
+                if _wait_readable(fd, timeout_ms=50):
                     os.read(fd, 1 << 20)
         finally:
             os.close(fd)
+
+
+def _wait_readable(fd: int, timeout_ms: int | None = None) -> bool:
+    """poll(), not select(): select() cannot watch a descriptor numbered 1024 or more, which a
+    long-lived process (a Dagster worker, a test session) reaches."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout_ms))
 
 
 class _QueueSink:
