@@ -10,7 +10,9 @@ import dagster as dg
 from helpers import sql
 
 from ops_platform.digests import daily
-from ops_platform.digests.cron_rows import DIGESTS, Due, deliver_due
+from ops_platform.digests.cron import next_after
+from ops_platform.digests.cron_rows import DIGESTS, Due, deliver_due, due_sensor_result
+from ops_platform.framework.controls import NOTIFY_JOB, set_controls
 from ops_platform.digests.morning_call import MAX_WORDS, spoken_seconds
 from ops_platform.jobs.daily_digest import daily_digest_job, send_daily_digest
 from ops_platform.jobs.digests import digest_message, digests_job
@@ -92,6 +94,28 @@ def test_a_due_digest_launches_one_run_however_often_the_sensor_looks(postgres, 
     first, second = evaluate(postgres, instance), evaluate(postgres, instance)
     assert items(first) == [due]
     assert [r.run_key for r in first.run_requests] == [r.run_key for r in second.run_requests]
+
+
+def test_a_due_digest_whose_run_was_refused_is_asked_for_again_in_the_next_window(postgres, instance):
+    add_digest(postgres)
+    at = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)  # a window start
+
+    def tick(now):
+        with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+            return [r.run_key for r in due_sensor_result(ctx, postgres, "digests_sensor", DIGESTS, "send_digests",
+                                                         NOTIFY_JOB, now=now).run_requests]
+
+    request = evaluate(postgres, instance).run_requests[0]
+    with postgres.begin() as conn:
+        set_controls(conn, "test", kill_switch=True)
+    refused = digests_job.execute_in_process(run_config=request.run_config,
+                                             instance=instance, raise_on_error=False, resources={
+                                                 "postgres": postgres, "notifier": NotifierResource(postgres=postgres)})
+    assert not refused.success
+    with postgres.begin() as conn:
+        set_controls(conn, "test", kill_switch=False)
+    assert tick(at) and tick(at) == tick(at + timedelta(minutes=9))  # one run per window, however often it looks
+    assert tick(at + timedelta(minutes=10)) != tick(at)  # the refused run does not block the digest forever
 
 
 def test_digest_content_from_include_sent_once_per_due_time(postgres, instance):
@@ -330,3 +354,12 @@ def test_daily_schedules_pass_their_tick_and_key_the_run_by_local_date(postgres,
         request = schedules["daily_digest_schedule"].evaluate_tick(ctx).run_requests[0]
     assert request.run_key == "daily_digest:2026-03-09"
     assert datetime.fromisoformat(request.run_config["ops"]["daily_digest"]["config"]["at"]) == DIGEST_AT
+
+
+def test_a_daily_time_in_the_repeated_fall_back_hour_fires_once():
+    first = next_after("30 1 * * *", "America/Chicago", datetime(2026, 11, 1, 5, 0, tzinfo=UTC))
+    assert first == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)  # 01:30 CDT
+    assert next_after("30 1 * * *", "America/Chicago", first) == datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
+    # an every-15-minutes cron keeps going through both occurrences of the hour
+    quarter = next_after("*/15 * * * *", "America/Chicago", datetime(2026, 11, 1, 6, 50, tzinfo=UTC))
+    assert quarter == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)  # 01:00 CST, the repeated hour

@@ -15,7 +15,7 @@ import pytest
 from helpers import Receiver, sql
 from sqlalchemy import text
 
-from ops_platform.events.outbox import consume
+from ops_platform.events.outbox import Result, consume
 from ops_platform.framework.controls import set_controls
 from ops_platform.jobs.events import EventsConfig, dispatch_table, events_job
 from ops_platform.notifications import NotifierResource
@@ -394,3 +394,26 @@ def test_a_garbled_cursor_is_a_clear_error():
     assert parse_cursor(None) == ("0", 0) and parse_cursor("812:7") == ("812", 7)
     with pytest.raises(ValueError, match="is not '<txid>:<event id>'; clear it"):
         parse_cursor("7")
+
+
+def test_a_poisoned_event_fails_alone_and_the_batch_goes_on(postgres, instance):
+    with Receiver(SECRET) as receiver:
+        broken_url = webhook_event(postgres, add_webhook(postgres, "http://[::1/hook"))  # passes the CHECK, not httpx
+        good = webhook_event(postgres, add_webhook(postgres, receiver.url))
+        result = run(postgres, instance, evaluate(postgres, instance).run_requests[0])
+    assert result.success and [r.json["id"] for r in receiver.requests] == [good]
+    outcome, error = sql(postgres, "SELECT outcome, error FROM events_handled WHERE event_id = :e", e=broken_url)[0]
+    assert outcome == "failed" and error.startswith(f"webhook/send event {broken_url}: InvalidURL")
+    assert sql(postgres, "SELECT source FROM dead_letters WHERE dedup_key = :k", k=f"event:{broken_url}") == [
+        ("event:webhook/send",)]
+
+    def explodes(event):
+        raise KeyError("a handler bug")
+
+    crashing = add_event(postgres, "custom/thing", {})
+    fine = add_event(postgres, "custom/other", {})
+    counts = consume(postgres, [crashing, fine], {"custom/thing": explodes,
+                                                   "custom/other": lambda e: Result("delivered")}, run_id="r")
+    assert counts["failed"] == 1 and counts["delivered"] == 1
+    assert sql(postgres, "SELECT source, error FROM dead_letters WHERE dedup_key = :k", k=f"event:{crashing}") == [
+        ("event:custom/thing", f"custom/thing event {crashing}: KeyError: 'a handler bug'")]

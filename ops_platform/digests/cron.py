@@ -2,8 +2,9 @@
 
 Times are wall-clock times in the row's zone, so "0 8 * * *" in America/Chicago is 08:00 local on
 both sides of a DST change (13:00 UTC in summer, 14:00 UTC in winter). croniter does the DST work:
-a time skipped by spring-forward fires at the first valid time after it, a repeated hour fires
-in both of its occurrences for sub-hourly crons.
+a time skipped by spring-forward fires at the first valid time after it. In the hour repeated by a
+fall-back, a cron with fixed hours ("30 1 * * *") fires once, at the first occurrence, as Dagster's
+own schedules do; an every-hour cron ("*/15 * * * *") fires in both occurrences, as time goes on.
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ def next_after(cron: str, timezone: str, after: datetime) -> datetime:
     """The first cron time strictly after `after` (aware), as a UTC datetime."""
     validate(cron, timezone)
     tz = zone(timezone)
+    fixed_hours = cron.split()[1] != "*"
     candidate = croniter(cron, after.astimezone(tz)).get_next(datetime)
-    while candidate <= after:  # guards the repeated hour of a DST fall-back
+    while candidate <= after or (fixed_hours and _repeated_wall_time(candidate, tz)):
         candidate = croniter(cron, candidate).get_next(datetime)
     return candidate.astimezone(UTC)
+
+
+def _repeated_wall_time(at: datetime, tz: ZoneInfo) -> bool:
+    """True for the second occurrence of a local time in the hour a fall-back repeats."""
+    wall = at.astimezone(tz).replace(tzinfo=None)
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC) != at.astimezone(UTC)

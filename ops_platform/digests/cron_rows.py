@@ -12,7 +12,6 @@ Both digests and scheduled notifications work the same way, so it is written onc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from sqlalchemy import Connection, text
 
 from ops_platform.digests.cron import next_after, validate
 from ops_platform.framework.guard import tick_gate
+from ops_platform.framework.run_keys import batches, run_key
 from ops_platform.notifications import Notification, NotifierResource
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import ConfigError
@@ -103,16 +103,15 @@ class DueBatchConfig(dg.Config):
     items: list[DueItem]
 
 
-def due_requests(source: str, op_name: str, due: Sequence[Due], batch_size: int = BATCH_SIZE) -> list[dg.RunRequest]:
-    """One run per batch, keyed by (row id, due time) pairs: the same due rows seen twice ask for the same run."""
+def due_requests(source: str, op_name: str, due: Sequence[Due], at: datetime | None = None,
+                 batch_size: int = BATCH_SIZE) -> list[dg.RunRequest]:
+    """One run per batch, keyed by (row id, due time) pairs and the retry window (framework/run_keys.py)."""
     ordered = sorted(due, key=lambda d: (d.id, d.due_at))
     requests = []
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start:start + batch_size]
-        digest = hashlib.sha256("\n".join(d.key for d in batch).encode()).hexdigest()[:20]
+    for batch in batches(ordered, batch_size):
         items = [{"id": d.id, "due_at": d.due_at.astimezone(UTC).isoformat()} for d in batch]
         requests.append(dg.RunRequest(
-            run_key=f"{source}:{digest}",
+            run_key=run_key(source, (d.key for d in batch), at),
             run_config={"ops": {op_name: {"config": {"items": items}}}},
             tags={"ops/source": source, "ops/due_rows": str(len(batch))},
         ))
@@ -204,11 +203,12 @@ def due_sensor_result(context: dg.SensorEvaluationContext, postgres: PostgresRes
     skip = tick_gate(postgres, name, gates, at=now)
     if skip:
         return dg.SensorResult(skip_reason=skip)
+    now = now or datetime.now(UTC)
     with postgres.begin() as conn:
-        due, errors = scan(conn, t, now or datetime.now(UTC), check)
+        due, errors = scan(conn, t, now, check)
     for row_id, error in errors.items():
         context.log.warning(f"{t.table} {row_id} skipped: {error}")
     invalid = f"; {len(errors)} invalid rows skipped (see their last_error)" if errors else ""
     if not due:
         return dg.SensorResult(skip_reason=dg.SkipReason(f"no {t.table} due{invalid}"))
-    return dg.SensorResult(run_requests=due_requests(name, op_name, due))
+    return dg.SensorResult(run_requests=due_requests(name, op_name, due, now))

@@ -14,9 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from ops_platform.resources.postgres import PostgresResource
+from ops_platform.framework.dead_letters import dead_letter
+from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
+from ops_platform.settings import ConfigError
 
 OUTCOMES = ("delivered", "failed", "invalid", "ignored")
 _LOCK_SPACE = 0x0E7E  # first key of the two-key advisory lock: events of the outbox
@@ -96,6 +100,13 @@ def _handle_once(postgres: PostgresResource, event: Event, dispatch: Mapping[str
             result = handler(event)
         except InvalidEvent as err:
             result = Result("invalid", f"{event.name} event {event.id}: {err}")
+        except (SQLAlchemyError, psycopg.Error, DatabaseUnavailable, ConfigError):
+            raise  # the database or the deployment is broken: fail the run, it can be re-executed
+        except Exception as err:  # noqa: BLE001 - one poisoned event must not strand the rest of its batch
+            result = Result("failed", f"{event.name} event {event.id}: {type(err).__name__}: {err}")
+            with postgres.begin() as conn:
+                dead_letter(conn, source=f"event:{event.name}", dedup_key=f"event:{event.id}", error=result.error,
+                            attempts=1, payload={"event_id": event.id, "name": event.name})
     with postgres.begin() as conn:
         conn.execute(_MARK_SQL, {"id": event.id, "name": event.name, "run_id": run_id, "outcome": result.outcome,
                                  "error": result.error[:4000] if result.error else None})

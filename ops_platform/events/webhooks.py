@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from ops_platform.events.outbox import Event, InvalidEvent, Result, require
 from ops_platform.framework.dead_letters import dead_letter
-from ops_platform.notifications.channels import SIGNATURE_HEADER, backoff_delay, sign
+from ops_platform.notifications.channels import SIGNATURE_HEADER, backoff_delay, retryable_status, sign
 from ops_platform.resources.postgres import PostgresResource
 
 WEBHOOK_SEND = "webhook/send"
@@ -66,7 +66,7 @@ def deliver_webhook(postgres: PostgresResource, event: Event, settings: WebhookS
                EVENT_HEADER: name, DELIVERY_HEADER: str(event.id)}
     attempt = len(done)
     error = done[-1].error if done else "not attempted"
-    final = bool(done) and not _retryable(done[-1].status_code)
+    final = bool(done) and not _retryable(done[-1].status_code, done[-1].error)
     made = 0
     while not final and attempt < settings.attempts:
         if attempt:
@@ -80,12 +80,15 @@ def deliver_webhook(postgres: PostgresResource, event: Event, settings: WebhookS
                                              "duration_ms": duration_ms, "success": success})
         if success:
             return Result("delivered", counts={"webhook_attempts": made})
-        final = not _retryable(status)
+        final = not _retryable(status, error)
     reason = f"webhook {webhook_id}: {error} after {attempt} attempt(s)" + (" (not retried)" if final else "")
     with postgres.begin() as conn:
         dead_letter(conn, source="webhook", dedup_key=f"webhook:{event.id}:{webhook_id}", error=reason,
                     attempts=attempt, payload={"event_id": event.id, "name": event.name, "payload": event.payload})
     return Result("failed", reason, counts={"webhook_attempts": made})
+
+
+NOT_RETRIED = " (not retried)"
 
 
 def _post(http: httpx.Client, url: str, body: bytes, headers: dict,
@@ -97,8 +100,12 @@ def _post(http: httpx.Client, url: str, body: bytes, headers: dict,
         status, error = response.status_code, None if response.status_code < 300 else f"HTTP {response.status_code}"
     except httpx.TransportError as exc:
         status, error = None, type(exc).__name__
+    except httpx.HTTPError as exc:  # e.g. an invalid URL: no retry can fix it
+        status, error = None, f"{type(exc).__name__}{NOT_RETRIED}"
     return status, error, round((time.perf_counter() - started) * 1000)
 
 
-def _retryable(status: int | None) -> bool:
-    return status is None or status == 429 or status >= 500
+def _retryable(status: int | None, error: str | None) -> bool:
+    if error and error.endswith(NOT_RETRIED):
+        return False
+    return retryable_status(status)

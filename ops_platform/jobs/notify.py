@@ -1,17 +1,18 @@
 """Runs that deliver batches of notifications: what sensors launch when they have something to say.
 
 Many notifications do not mean many runs: `notify_requests` cuts messages into batches, each one
-run whose run_key is made from its dedup keys, so a sensor that sees the same messages again asks
-for the same runs and Dagster launches each once.
+run whose run_key is made from its dedup keys (and the retry window), so a sensor that sees the same
+messages again asks for the same runs and Dagster launches each once.
 """
 
-import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 
 import dagster as dg
 
 from ops_platform.framework.controls import ALWAYS_RUNS, COMMS, KILL_SWITCH, gate_tags
 from ops_platform.framework.guard import guard_run
+from ops_platform.framework.run_keys import batches, run_key
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.notifications import Notification, NotifierResource, Severity
 
@@ -37,6 +38,7 @@ class NotifyConfig(dg.Config):
 # and records why anything was held back.
 @dg.op(tags=gate_tags(ALWAYS_RUNS), retry_policy=DEFAULT_RETRY_POLICY)
 def send_notifications(context: dg.OpExecutionContext, config: NotifyConfig, notifier: NotifierResource) -> dg.Output:
+    guard_run(context, notifier.postgres)
     statuses = notifier.send_batch([
         Notification(type=m.type, severity=Severity(m.severity), title=m.title, body=m.body, dedup_key=m.dedup_key,
                      meta=m.meta, channels=tuple(m.channels) if m.channels else None, recipients=tuple(m.recipients))
@@ -52,15 +54,14 @@ def notify_job():
     send_notifications()
 
 
-def notify_requests(source: str, messages: Sequence[Notification], batch_size: int = BATCH_SIZE) -> list[dg.RunRequest]:
-    """One run per batch of `batch_size`, keyed by `source` and a hash of the batch's dedup keys."""
+def notify_requests(source: str, messages: Sequence[Notification], batch_size: int = BATCH_SIZE,
+                    at: datetime | None = None) -> list[dg.RunRequest]:
+    """One run per batch of `batch_size`, keyed by the batch's dedup keys and the retry window."""
     ordered = sorted(messages, key=lambda m: m.dedup_key)
     requests = []
-    for start in range(0, len(ordered), batch_size):
-        batch = ordered[start:start + batch_size]
-        digest = hashlib.sha256("\n".join(m.dedup_key for m in batch).encode()).hexdigest()[:20]
+    for batch in batches(ordered, batch_size):
         requests.append(dg.RunRequest(
-            run_key=f"{source}:{digest}",
+            run_key=run_key(source, (m.dedup_key for m in batch), at),
             job_name=notify_job.name,
             run_config={"ops": {"send_notifications": {"config": {"messages": [_config(m) for m in batch]}}}},
             tags={"ops/source": source, "ops/messages": str(len(batch))},

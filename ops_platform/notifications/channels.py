@@ -95,6 +95,12 @@ class WebhookChannel:
             self._client = None
 
 
+def retryable_status(status: int | None) -> bool:
+    """Whether a failed HTTP call may succeed if repeated: network errors (None), 408, 425, 429 and 5xx.
+    Any other 4xx is the provider refusing the request itself; repeating it only repeats the refusal."""
+    return status is None or status in (408, 425, 429) or status >= 500
+
+
 def backoff_delay(base_seconds: float, attempt: int, cap_seconds: float = 60.0) -> float:
     """base·2^(attempt−1), capped, with ±25% jitter so retries of many senders spread out."""
     return min(base_seconds * 2 ** (attempt - 1), cap_seconds) * random.uniform(0.75, 1.25)

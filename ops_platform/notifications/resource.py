@@ -75,15 +75,15 @@ class NotifierResource(dg.ConfigurableResource):
                     statuses[i] = self._send_one(messages[i], at, policy, channel)
         return [statuses[i] for i in range(len(messages))]
 
-    def release_held(self, at: datetime | None = None, limit: int = 500) -> dict[str, int]:
-        """Deliver messages held by quiet hours once they are over. Returns {status: count}."""
+    def release_held(self, at: datetime | None = None) -> dict[str, int]:
+        """Deliver every message held by quiet hours once they are over. Returns {status: count}."""
         at = at or datetime.now(UTC)
         counts: dict[str, int] = defaultdict(int)
         with self._channel_cache() as channel:
             with self.postgres.begin() as conn:
                 if read_controls(conn).in_quiet_hours(at):
                     return {}
-            for _ in range(limit):
+            while True:
                 with self.postgres.begin() as conn:
                     row = conn.execute(text(
                         "SELECT * FROM notifications WHERE status = 'held' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
@@ -92,6 +92,8 @@ class NotifierResource(dg.ConfigurableResource):
                         break
                     message = _from_row(row)
                     decision = decide(message, read_controls(conn), self.routes, at)
+                    if decision.status == "held":  # quiet hours again: the rest waits for the next release
+                        break
                     if decision.status == "deliver":
                         decision = Decision("deliver", tuple(row["channels"]))
                     counts[self._apply(conn, row["id"], message, decision, channel)] += 1

@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import text
 
 from ops_platform.framework.controls import COMMS, KILL_SWITCH, read_controls
-from ops_platform.notifications.channels import DeliveryError
+from ops_platform.notifications.channels import DeliveryError, retryable_status
 from ops_platform.notifications.message import Notification, Severity
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import ConfigError
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 FINAL_MARK = "(not retried)"  # how a channel says its failure is final (e.g. WebhookChannel on a 4xx)
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
-RETRYABLE_STATUS = (408, 425, 429)  # and every 5xx
 
 
 class PermanentError(RuntimeError):
@@ -142,6 +141,6 @@ def http_request(payload: dict[str, Any], resources: HandlerResources) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    if status >= 500 or status in RETRYABLE_STATUS:
+    if retryable_status(status):
         raise TransientError(f"{where}: HTTP {status}")
     raise PermanentError(f"{where}: HTTP {status} {FINAL_MARK}")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, text
 
 from ops_platform.framework.dead_letters import dead_letter
+from ops_platform.monitoring.probes import safe_url
 from ops_platform.notifications.message import Notification, Severity
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.retry_queue.handlers import HANDLERS, HandlerResources, PermanentError, handler_for
@@ -200,9 +201,12 @@ def dead_notification(job) -> Notification:
 
 
 def redacted(value: Any) -> Any:
-    """The payload with values under secret-looking keys (Authorization, token, api_key…) masked."""
+    """The payload with values under secret-looking keys (Authorization, token, api_key…) masked, and
+    URLs cut to scheme://host/path (a query string or user:password may carry a token)."""
     if isinstance(value, dict):
-        return {k: "***" if _SECRET_KEY.search(str(k)) else redacted(v) for k, v in value.items()}
+        return {k: "***" if _SECRET_KEY.search(str(k)) else
+                safe_url(v) if str(k).lower().endswith("url") and isinstance(v, str) else redacted(v)
+                for k, v in value.items()}
     if isinstance(value, list):
         return [redacted(v) for v in value]
     return value

@@ -7,7 +7,6 @@ its jobs (refused, crashed before claiming) is tried again in the next window. T
 would be harmless anyway: claims use FOR UPDATE SKIP LOCKED.
 """
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -15,19 +14,15 @@ import dagster as dg
 
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
+from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.retry_queue import retry_queue_job
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.retry_queue.queue import pending_work
 
-RELAUNCH_WINDOW_SECONDS = 600
-
-
 def run_request_for(work: Sequence, at: datetime) -> dg.RunRequest:
     """`work`: (id, attempts, status) rows from `pending_work`."""
-    seen = ",".join(f"{w.id}:{w.attempts}:{w.status}" for w in sorted(work, key=lambda w: w.id))
-    digest = hashlib.sha256(seen.encode()).hexdigest()[:16]
-    window = int(at.timestamp()) // RELAUNCH_WINDOW_SECONDS
-    return dg.RunRequest(run_key=f"retry_queue:{digest}:{window}", tags={"ops/retry_jobs": str(len(work))})
+    seen = (f"{w.id}:{w.attempts}:{w.status}" for w in sorted(work, key=lambda w: w.id))
+    return dg.RunRequest(run_key=run_key("retry_queue", seen, at), tags={"ops/retry_jobs": str(len(work))})
 
 
 @dg.sensor(job=retry_queue_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
