@@ -5,47 +5,33 @@ from __future__ import annotations
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from helpers import LocalServer
 
 
-class Endpoints:
+class Endpoints(LocalServer):
     def __init__(self, slow_seconds: float = 0.3):
         self.slow_seconds = slow_seconds
         self.released = threading.Event()  # set on exit: /hang answers then, so no thread outlives the test
         self.hits: list[str] = []
 
     def url(self, path: str) -> str:
-        host, port = self.server.server_address
-        return f"http://{host}:{port}{path}"
+        return f"{self.base_url}{path}"
 
-    def __enter__(self) -> Endpoints:
-        endpoints = self
+    def respond(self, handler, body):
+        self.hits.append(handler.path)
+        path = handler.path.split("?")[0]
+        if path == "/slow":
+            self.released.wait(self.slow_seconds)  # the endpoint's latency, not a test wait
+        elif path == "/hang":
+            self.released.wait()
+        handler.send_response(500 if path == "/error" else 200)
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                endpoints.hits.append(self.path)
-                path = self.path.split("?")[0]
-                if path == "/slow":
-                    endpoints.released.wait(endpoints.slow_seconds)  # the endpoint's latency, not a test wait
-                elif path == "/hang":
-                    endpoints.released.wait()
-                self.send_response(500 if path == "/error" else 200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
+    def before_shutdown(self):
         self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def closed_port_url(path: str = "/") -> str:

@@ -1,4 +1,4 @@
-"""Small helpers the tests share: SQL in one line, a real HTTP receiver on 127.0.0.1."""
+"""Small helpers the tests share: SQL in one line, real HTTP servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 from sqlalchemy import text
 
@@ -31,39 +32,61 @@ class Received:
         return json.loads(self.body)
 
 
-@dataclass
-class Receiver:
-    """A webhook endpoint that checks the HMAC signature, like a real consumer would."""
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 (a free port) while a `with` block runs. Every GET and POST goes
+    to `respond`, which subclasses implement; `before_shutdown` runs on exit, before the server stops."""
 
-    secret: str
-    status: int = 200
-    requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         host, port = self.server.server_address
-        return f"http://{host}:{port}/hook"
+        return f"http://{host}:{port}"
 
-    def __enter__(self) -> Receiver:
-        receiver = self
+    def respond(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        """Answer one request through `handler` (send_response, headers, wfile); `body` is what was posted."""
+        raise NotImplementedError
+
+    def before_shutdown(self) -> None:
+        """Release requests still waiting, so the server can stop."""
+
+    def __enter__(self) -> Self:
+        local = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                ok = verify(receiver.secret, body, self.headers.get(SIGNATURE_HEADER, ""))
-                receiver.requests.append(Received(time.monotonic(), body, ok))
-                status = receiver.status if ok else 401
-                self.send_response(status)
-                self.end_headers()
+                local.respond(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
+        self.before_shutdown()
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass
+class Receiver(LocalServer):
+    """A webhook endpoint that checks the HMAC signature, like a real consumer would."""
+
+    secret: str
+    status: int = 200
+    requests: list[Received] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/hook"
+
+    def respond(self, handler, body):
+        ok = verify(self.secret, body, handler.headers.get(SIGNATURE_HEADER, ""))
+        self.requests.append(Received(time.monotonic(), body, ok))
+        handler.send_response(self.status if ok else 401)
+        handler.end_headers()

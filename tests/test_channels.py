@@ -8,18 +8,16 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 import json
 import socket
-import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from helpers import sql
+from helpers import LocalServer, sql
 
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.notifications.channels import DeliveryError
@@ -71,42 +69,26 @@ def provider_ok(hit: Hit) -> tuple[int, dict]:
 
 
 @dataclass
-class Provider:
+class Provider(LocalServer):
     """An HTTP provider on 127.0.0.1 that records every POST and answers the scripted replies, then success."""
 
     replies: list[tuple[int, dict]] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
 
-    def __enter__(self) -> Provider:
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                hit = Hit(self.path, {k.lower(): v for k, v in self.headers.items()},
-                          self.rfile.read(int(self.headers["Content-Length"])))
-                provider.hits.append(hit)
-                status, body = provider.replies.pop(0) if provider.replies else provider_ok(hit)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.server.server_address[1]
+        return self.base_url
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, handler, body):
+        hit = Hit(handler.path, {k.lower(): v for k, v in handler.headers.items()}, body)
+        self.hits.append(hit)
+        status, reply = self.replies.pop(0) if self.replies else provider_ok(hit)
+        data = json.dumps(reply).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
 
 def free_port() -> int:

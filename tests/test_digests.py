@@ -1,13 +1,11 @@
 """Digests (seed 000) and seed 003's daily digest and morning call: content, once per due time, fallbacks."""
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from helpers import sql
+from helpers import LocalServer, sql
 
 from ops_platform.digests import daily
 from ops_platform.digests.cron import next_after
@@ -26,7 +24,7 @@ DIGEST_AT = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # Monday 08:00 CDT
 CALL_AT = datetime(2026, 3, 9, 11, 0, tzinfo=UTC)  # Monday 06:00 CDT
 
 
-class Provider:
+class Provider(LocalServer):
     """A real HTTP server standing in for a provider API (Twilio, Telegram): records requests, answers `status`."""
 
     def __init__(self, status: int = 200):
@@ -34,31 +32,14 @@ class Provider:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address
-        return f"http://{host}:{port}"
+        return self.base_url
 
-    def __enter__(self):
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                provider.requests.append((self.path, body.decode()))
-                self.send_response(provider.status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"message": "provider says no"}' if provider.status >= 300 else b'{"ok": true}')
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, handler, body):
+        self.requests.append((handler.path, body.decode()))
+        handler.send_response(self.status)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()
+        handler.wfile.write(b'{"message": "provider says no"}' if self.status >= 300 else b'{"ok": true}')
 
 
 def evaluate(postgres, instance):

@@ -7,12 +7,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import httpx
 import pytest
-from helpers import Receiver, sql
+from helpers import LocalServer, Receiver, sql
 from sqlalchemy import text
 
 from ops_platform.events.outbox import Result, consume
@@ -27,7 +26,7 @@ FAST = {"webhook_backoff_seconds": 0.01}
 
 
 @dataclass
-class EmailApi:
+class EmailApi(LocalServer):
     """A Resend-shaped email API on 127.0.0.1 (POST /emails, POST /emails/batch). Like Resend it answers a
     repeated Idempotency-Key with its first answer and delivers nothing again. `after_delivery` (1-based
     call number → function) runs once that call is delivered, before it is answered; `refused_calls`
@@ -42,47 +41,31 @@ class EmailApi:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address
-        return f"http://{host}:{port}"
+        return self.base_url
 
-    def __enter__(self):
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                emails = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                emails = emails if isinstance(emails, list) else [emails]
-                key = self.headers.get("Idempotency-Key")
-                with api._lock:
-                    api.calls.append((self.path, key, len(emails)))
-                    refused = api.refused_calls.get(len(api.calls))
-                    if refused:
-                        self.send_response(refused)
-                        self.end_headers()
-                        self.wfile.write(b'{"message": "refused by the test"}')
-                        return
-                    answer = api._answers.get(key) if key else None
-                    if answer is None:
-                        ids = [{"id": f"em_{len(api.delivered) + i}"} for i in range(len(emails))]
-                        api.delivered.extend(emails)
-                        answer = json.dumps({"data": ids} if self.path.endswith("/batch") else ids[0]).encode()
-                        if key:
-                            api._answers[key] = answer
-                    api.after_delivery.get(len(api.calls), lambda: None)()
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, handler, body):
+        emails = json.loads(body)
+        emails = emails if isinstance(emails, list) else [emails]
+        key = handler.headers.get("Idempotency-Key")
+        with self._lock:
+            self.calls.append((handler.path, key, len(emails)))
+            refused = self.refused_calls.get(len(self.calls))
+            if refused:
+                handler.send_response(refused)
+                handler.end_headers()
+                handler.wfile.write(b'{"message": "refused by the test"}')
+                return
+            answer = self._answers.get(key) if key else None
+            if answer is None:
+                ids = [{"id": f"em_{len(self.delivered) + i}"} for i in range(len(emails))]
+                self.delivered.extend(emails)
+                answer = json.dumps({"data": ids} if handler.path.endswith("/batch") else ids[0]).encode()
+                if key:
+                    self._answers[key] = answer
+            self.after_delivery.get(len(self.calls), lambda: None)()
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(answer)
 
 
 def add_webhook(postgres, url, secret=SECRET, active=True, events=()):

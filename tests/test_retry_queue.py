@@ -7,11 +7,10 @@ import json
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
-from helpers import Receiver, sql
+from helpers import LocalServer, Receiver, sql
 
 from ops_platform.framework.controls import set_controls
 from ops_platform.jobs.retry_queue import retry_queue_job
@@ -24,7 +23,7 @@ SECRET = "s3cret-for-tests"
 TOKEN = "Bearer tok-123-never-shown"
 
 
-class Endpoint:
+class Endpoint(LocalServer):
     """A real HTTP server on 127.0.0.1 that answers each path with a status and counts the calls."""
 
     def __init__(self, status: int = 200):
@@ -34,31 +33,14 @@ class Endpoint:
         self._lock = threading.Lock()
 
     def url(self, path: str = "/hook", query: str = "") -> str:
-        host, port = self.server.server_address
-        return f"http://{host}:{port}{path}{query}"
+        return f"{self.base_url}{path}{query}"
 
-    def __enter__(self) -> Endpoint:
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with endpoint._lock:
-                    endpoint.calls[self.path.split("?")[0]] += 1
-                    endpoint.bodies.append((self.path, self.headers.get("Authorization"), body))
-                self.send_response(endpoint.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, handler, body):
+        with self._lock:
+            self.calls[handler.path.split("?")[0]] += 1
+            self.bodies.append((handler.path, handler.headers.get("Authorization"), body))
+        handler.send_response(self.status)
+        handler.end_headers()
 
 
 @pytest.fixture
@@ -281,17 +263,24 @@ def test_a_notification_that_never_gets_through_is_dead_lettered_after_five_atte
     assert sql(postgres, "SELECT status FROM notifications WHERE id = :id", id=nid) == [("failed",)]
 
 
-def test_redelivery_is_refused_while_communications_are_off(postgres, t0):
+def test_redelivery_waits_while_communications_are_off_without_spending_an_attempt(postgres, t0):
     with Receiver(SECRET, status=500) as receiver:
         notifier = webhook_notifier(postgres, receiver)
         notifier.send(Notification(type="test", severity=Severity.WARN, title="T", body="B", dedup_key="k"))
         with postgres.begin() as conn:
             set_controls(conn, "test", comms_enabled=False)
         receiver.status = 200
-        assert process_ready(postgres, notifier, "run-1", now=t0)["dead"] == 1
+        assert process_ready(postgres, notifier, "run-1", now=t0)["deferred"] == 1
         assert len(receiver.requests) == 3  # nothing went out
-    [(error,)] = sql(postgres, "SELECT error FROM dead_letters WHERE source = 'retry_queue:notification.redeliver'")
-    assert error.endswith("not redelivered: communications are disabled (comms_enabled = false)")
+        [(status, attempts, run_at, error)] = sql(postgres, "SELECT status, attempts, run_at, last_error FROM retry_jobs")
+        assert (status, attempts, run_at) == ("pending", 0, t0 + timedelta(seconds=300))
+        assert error.endswith("waits: communications are disabled (comms_enabled = false)")
+        assert sql(postgres, "SELECT count(*) FROM dead_letters") == [(0,)]
+        with postgres.begin() as conn:
+            set_controls(conn, "test", comms_enabled=True)
+        assert process_ready(postgres, notifier, "run-2", now=t0 + timedelta(seconds=300))["completed"] == 1
+    assert len(receiver.requests) == 4
+    assert sql(postgres, "SELECT status FROM notifications WHERE dedup_key = 'k'") == [("sent",)]
 
 
 def evaluate(postgres, instance):

@@ -35,6 +35,12 @@ class TransientError(RuntimeError):
     """Worth another attempt later."""
 
 
+class Deferred(RuntimeError):
+    """Not now, and not a failure (a control says wait): the job waits without using an attempt."""
+
+    DELAY_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class HandlerResources:
     postgres: PostgresResource
@@ -88,8 +94,8 @@ def redeliver_notification(payload: dict[str, Any], resources: HandlerResources)
         if row.status != "failed":
             raise PermanentError(f"notification {notification_id} is {row.status!r}, not 'failed': not redelivered")
         blocked = read_controls(conn).blocked_by((KILL_SWITCH, COMMS))
-        if blocked:  # the policy layer would suppress it now; the dead letter keeps it for later
-            raise PermanentError(f"notification {notification_id} not redelivered: {blocked}")
+        if blocked:  # wait for the control to be lifted; the message is not lost and no attempt is spent
+            raise Deferred(f"notification {notification_id} waits: {blocked}")
         message = Notification(type=row.type, severity=Severity(row.severity), title=row.title, body=row.body,
                                dedup_key=row.dedup_key, meta=row.meta, recipients=tuple(row.recipients))
         try:

@@ -37,7 +37,7 @@ from ops_platform.framework.dead_letters import dead_letter
 from ops_platform.monitoring.probes import safe_url
 from ops_platform.notifications.message import Notification, Severity
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.retry_queue.handlers import HANDLERS, HandlerResources, PermanentError, handler_for
+from ops_platform.retry_queue.handlers import HANDLERS, Deferred, HandlerResources, PermanentError, handler_for
 
 if TYPE_CHECKING:
     from ops_platform.notifications.resource import NotifierResource
@@ -155,6 +155,12 @@ def finish(conn: Connection, job: Job, run_id: str, error: BaseException | None,
         conn.execute(text("UPDATE retry_jobs SET status = 'completed', completed_at = :at, locked_by = NULL,"
                           " locked_at = NULL WHERE id = :id"), {"id": job.id, "at": at})
         return "completed"
+    if isinstance(error, Deferred):
+        conn.execute(text("UPDATE retry_jobs SET status = 'pending', attempts = attempts - 1, last_error = :error,"
+                          " run_at = :run_at, locked_by = NULL, locked_at = NULL WHERE id = :id"),
+                     {"id": job.id, "error": str(error)[:2000],
+                      "run_at": at + timedelta(seconds=Deferred.DELAY_SECONDS)})
+        return "deferred"
     message = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
     return _record_failure(conn, job, message, at, permanent=isinstance(error, PermanentError))
 
