@@ -6,6 +6,7 @@ and the CLI (separate processes) agree without passing files around.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -71,3 +72,69 @@ def redact_url(url: str) -> str:
     where = u.host or (u.query.get("host") if u.query else None) or "localhost"
     port = f":{u.port}" if u.port else ""
     return f"{where}{port}/{u.database or ''}"
+
+
+def positive_int_from_env(var: str, default: int) -> int:
+    """A whole number above 0 from `var`, or `default` when unset; a clear ConfigError otherwise."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{var} must be a whole number above 0, got {raw!r}")
+    return int(raw)
+
+
+# Reading settings from the environment: a wrong value stops the code location loading, naming the variable.
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def text_env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, "").strip() or default
+
+
+def bool_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE | _FALSE:
+        raise ConfigError(f"{name} must be true or false (also 1/0, yes/no, on/off), got {raw!r}")
+    return raw in _TRUE
+
+
+def port_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"{name} must be a port number from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
+def list_env(name: str) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def json_from_env(name: str, kind: type, example: str, default=None):
+    """A JSON value of type `kind` (dict or list) from `name`, or `default` when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{name} is not valid JSON ({err.msg} at position {err.pos}); e.g. {example}") from None
+    if not isinstance(value, kind):
+        raise ConfigError(f"{name} must be a JSON {'object' if kind is dict else 'list'}, e.g. {example}")
+    return value
+
+
+def whole_number_from_env(name: str, default: int) -> int:
+    """A whole number, 0 or more, from `name`, or `default` when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number, 0 or more, got {raw!r}")
+    return int(raw)

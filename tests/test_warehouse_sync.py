@@ -245,7 +245,7 @@ def test_arrays_arrive_with_their_elements_and_nulls(postgres, warehouse, instan
 
 def test_a_big_window_moves_in_parallel_key_ranges_and_stays_exact(postgres, warehouse, instance, monkeypatch):
     generate(postgres, scale=4_000, now=NOW)
-    monkeypatch.setattr(engine, "PARALLEL_FROM_ROWS", 1)  # the threshold only: every window counts as big
+    monkeypatch.setenv(engine.PARALLEL_FROM_ROWS_VAR, "1")  # every window counts as big
     ranges = engine.key_ranges(postgres, BUILDS, "true", {})
     assert len(ranges) == engine.STREAMS and ranges[0][0] is None and ranges[-1][1] is None
     incremental(postgres, warehouse, instance)

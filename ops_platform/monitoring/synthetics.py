@@ -8,8 +8,6 @@ loads. Rows of `synthetic_checks` add checks without a deploy; on a name in both
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -17,7 +15,7 @@ from sqlalchemy import text
 
 from ops_platform.monitoring.probes import Probe
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.settings import ConfigError
+from ops_platform.settings import ConfigError, json_from_env
 
 CHECKS_VAR = "OPS_SYNTHETIC_CHECKS"
 DEFAULT_MAX_LATENCY_MS = 3000
@@ -41,15 +39,7 @@ _CHECKS = TypeAdapter(list[SyntheticCheck])
 
 def checks_from_env() -> list[Probe]:
     """The checks in OPS_SYNTHETIC_CHECKS; a ConfigError naming the entry and field when one is wrong."""
-    raw = os.environ.get(CHECKS_VAR, "").strip()
-    if not raw:
-        return []
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{CHECKS_VAR} is not valid JSON ({err.msg} at position {err.pos}); e.g. {EXAMPLE}") from None
-    if not isinstance(value, list):
-        raise ConfigError(f"{CHECKS_VAR} must be a JSON list of checks, e.g. {EXAMPLE}")
+    value = json_from_env(CHECKS_VAR, list, EXAMPLE, default=[])
     try:
         checks = _CHECKS.validate_python(value)
     except ValidationError as err:

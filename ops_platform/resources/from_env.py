@@ -8,35 +8,35 @@ import os
 import dagster as dg
 
 from ops_platform.notifications import NotifierResource
-from ops_platform.notifications.env import bool_env, list_env, port_env, text_env
 from ops_platform.notifications.policy import DEFAULT_GROUP_OVER, DEFAULT_RATE_LIMITS, DEFAULT_ROUTES, parse_rate_limits
 from ops_platform.notifications.transports import DEFAULT_ALIASES, ChannelsResource
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
-from ops_platform.settings import DATABASE_URL_VAR, WAREHOUSE_URL_VAR, ConfigError, warehouse_database
+from ops_platform.settings import (
+    DATABASE_URL_VAR,
+    WAREHOUSE_URL_VAR,
+    ConfigError,
+    bool_env,
+    json_from_env,
+    list_env,
+    port_env,
+    text_env,
+    warehouse_database,
+    whole_number_from_env,
+)
 
 
 def _optional_env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def _json_env(name: str, default: dict) -> dict:
-    """A JSON object from the environment, checked when the code location loads."""
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{name} is not valid JSON ({err.msg} at position {err.pos})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{name} must be a JSON object, e.g. {json.dumps(default)}")
-    return value
+def _json_object(name: str, default: dict) -> dict:
+    return json_from_env(name, dict, json.dumps(default), default)
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     postgres = PostgresResource(url=dg.EnvVar(DATABASE_URL_VAR))
-    rate_limits = _json_env("OPS_NOTIFY_RATE_LIMITS", DEFAULT_RATE_LIMITS)
+    rate_limits = _json_object("OPS_NOTIFY_RATE_LIMITS", DEFAULT_RATE_LIMITS)
     parse_rate_limits(rate_limits)  # a bad limit stops the code location loading, with the reason
     return {
         "postgres": postgres,
@@ -45,9 +45,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "notifier": NotifierResource(
             postgres=postgres,
             channels=build_channels(),
-            routes=_json_env("OPS_NOTIFY_ROUTES", DEFAULT_ROUTES),
+            routes=_json_object("OPS_NOTIFY_ROUTES", DEFAULT_ROUTES),
             rate_limits=rate_limits,
-            group_over=_int_env("OPS_NOTIFY_GROUP_OVER", DEFAULT_GROUP_OVER),
+            group_over=whole_number_from_env("OPS_NOTIFY_GROUP_OVER", DEFAULT_GROUP_OVER),
         ),
     }
 
@@ -58,7 +58,7 @@ def build_channels() -> ChannelsResource:
     if unconfigured not in ("outbox", "error"):
         raise ConfigError(f"OPS_NOTIFY_UNCONFIGURED must be 'outbox' or 'error', got {unconfigured!r}")
     return ChannelsResource(
-        aliases=_json_env("OPS_NOTIFY_ALIASES", DEFAULT_ALIASES),
+        aliases=_json_object("OPS_NOTIFY_ALIASES", DEFAULT_ALIASES),
         unconfigured=unconfigured,
         webhook_url=_optional_env("OPS_WEBHOOK_URL"),
         webhook_secret=_optional_env("OPS_WEBHOOK_SECRET"),
@@ -82,16 +82,3 @@ def build_channels() -> ChannelsResource:
         twilio_to=text_env("OPS_TWILIO_TO"),
         twilio_api_url=text_env("OPS_TWILIO_API_URL", "https://api.twilio.com"),
     )
-
-
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must be 0 or more, got {value}")
-    return value

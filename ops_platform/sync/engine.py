@@ -20,6 +20,7 @@ from psycopg import ClientCursor
 from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.settings import positive_int_from_env
 from ops_platform.sync.spec import SyncedTable
 from ops_platform.sync.stream import copy_streams
 from ops_platform.sync.types import Column, postgres_columns
@@ -30,7 +31,8 @@ INSERT_SETTINGS = {"date_time_input_format": "best_effort", "max_partitions_per_
 # insert deduplication could not drop it and would only cost hashing (FINAL keeps it exact).
 PARALLEL_SETTINGS = INSERT_SETTINGS | {"insert_deduplicate": 0, "max_threads": 2, "max_insert_threads": 2}
 STREAMS = 2                   # the machines we size for have two cores
-PARALLEL_FROM_ROWS = 300_000  # Postgres' estimate for the window; below it one stream is as fast
+# Postgres' estimate for the window from which two streams pay; below it one stream is as fast.
+PARALLEL_FROM_ROWS_VAR, PARALLEL_FROM_ROWS = "OPS_SYNC_PARALLEL_FROM_ROWS", 300_000
 
 # The newest instant before which every transaction has ended: rows stamped earlier are committed
 # (updated_at is the writer's transaction start), so a watermark never skips a late commit.
@@ -236,7 +238,7 @@ def key_ranges(postgres: PostgresResource, table: SyncedTable, where: str, param
     could need a scan; a window bunched in one range just leaves the other stream idle.)"""
     with postgres.raw() as conn, ClientCursor(conn) as cur:
         plan = cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.name} WHERE {where}", params).fetchone()[0]
-        if plan[0]["Plan"]["Plan Rows"] < PARALLEL_FROM_ROWS:
+        if plan[0]["Plan"]["Plan Rows"] < positive_int_from_env(PARALLEL_FROM_ROWS_VAR, PARALLEL_FROM_ROWS):
             return WHOLE
         lo, hi = cur.execute(f"SELECT min({table.key}), max({table.key}) FROM {table.name}").fetchone()
     if lo is None or hi - lo < STREAMS:
