@@ -9,7 +9,6 @@ own columns (last_evaluated_at, last_triggered_at) are the state, so no cursor i
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -17,6 +16,7 @@ import dagster as dg
 from ops_platform.alerts.evaluate import Evaluation, evaluate_rules
 from ops_platform.framework.controls import NOTIFY_JOB
 from ops_platform.framework.guard import tick_gate
+from ops_platform.framework.run_keys import batches, run_key
 from ops_platform.jobs.canvas_alerts import canvas_alerts_job
 from ops_platform.resources.postgres import PostgresResource
 
@@ -28,11 +28,9 @@ def alert_requests(evaluation: Evaluation, batch_size: int = BATCH_SIZE) -> list
     """One run per batch of triggered rules, keyed by the trigger minute and the batch's rule ids."""
     at = evaluation.at
     requests = []
-    for start in range(0, len(evaluation.triggered), batch_size):
-        batch = evaluation.triggered[start:start + batch_size]
-        digest = hashlib.sha256(",".join(str(t.rule_id) for t in batch).encode()).hexdigest()[:16]
+    for batch in batches(evaluation.triggered, batch_size):
         requests.append(dg.RunRequest(
-            run_key=f"canvas_alerts:{at:%Y%m%dT%H%MZ}:{digest}",
+            run_key=run_key("canvas_alerts", (str(t.rule_id) for t in batch), at, window_seconds=60),
             run_config={"ops": {"fire_canvas_alerts": {"config": {
                 "trigger_at": at.isoformat(),
                 "triggers": [{"rule_id": t.rule_id, "value": t.value} for t in batch],
