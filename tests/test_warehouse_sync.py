@@ -13,7 +13,7 @@ from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
 from ops_platform.sync import engine
 from ops_platform.sync.spec import BUILDS, SyncedTable
-from ops_platform.sync.types import UnsupportedType
+from ops_platform.sync.types import UnsupportedType, postgres_columns
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BUILDS_ASSET = WAREHOUSE_ASSETS[0]
@@ -112,6 +112,27 @@ def test_backfill_of_three_days_replaces_exactly_those_partitions(postgres, ware
     expected = dict(sql(postgres, "SELECT (started_at AT TIME ZONE 'UTC')::date::text, count(*) FROM builds "
                                   "WHERE started_at >= '2026-11-02' AND started_at < '2026-11-05' GROUP BY 1"))
     assert per_day == expected
+
+
+def test_a_table_made_by_the_first_release_is_upgraded_in_place(postgres, warehouse, instance):
+    """Daily ClickHouse partitions and a `_version` ClickHouse did not compute: both still sync exactly."""
+    generate(postgres, scale=4_000, now=NOW)
+    with postgres.begin() as conn:
+        first_release = BUILDS.ddl(postgres_columns(conn, "builds"))
+    first_release = first_release.replace(f" DEFAULT {BUILDS.clickhouse_version()}", "").replace("toYYYYMM(", "toYYYYMMDD(")
+    with warehouse.client() as ch:
+        ch.command(first_release)
+    incremental(postgres, warehouse, instance)
+    sql(postgres, "UPDATE builds SET status = 'failed' WHERE id = 7")
+    sync(postgres, warehouse, instance, partition_key="2026-11-03")
+    incremental(postgres, warehouse, instance)
+
+    assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
+    with warehouse.client() as ch:
+        assert ch.query("SELECT min(_version) FROM builds").result_rows[0][0] > 0
+        assert ch.query("SELECT status FROM builds FINAL WHERE id = 7").result_rows == [("failed",)]
+        assert ch.query("SELECT partition_key FROM system.tables WHERE name = 'builds' "
+                        "AND database = currentDatabase()").result_rows[0][0] == "toYYYYMMDD(started_at)"
 
 
 def test_a_run_that_died_after_inserting_is_repaired_by_the_next(postgres, warehouse, instance):

@@ -38,7 +38,9 @@ def synced_table_asset(table: SyncedTable) -> dg.AssetsDefinition:
         retry_policy=DEFAULT_RETRY_POLICY,
         description=(
             f"Postgres `{table.name}` in ClickHouse (ReplacingMergeTree on `_version`; read with FINAL for one row "
-            f"per `{table.key}`). Partitioned by day of `{table.partition_column}` (UTC)."
+            f"per `{table.key}`). Dagster partitions are days of `{table.partition_column}` (UTC); ClickHouse "
+            f"partitions are months (fewer parts per insert), and a backfill of some days leaves the month's "
+            f"other days as they were."
         ),
     )
     def _asset(

@@ -13,7 +13,7 @@ INTEGER_TYPES = {"smallint", "integer", "bigint"}
 @dataclass(frozen=True)
 class SyncedTable:
     name: str                       # same name in Postgres and ClickHouse
-    partition_column: str           # immutable timestamp: daily partitions in ClickHouse and Dagster
+    partition_column: str           # immutable timestamp: daily partitions in Dagster, monthly in ClickHouse
     key: str = "id"                 # integer primary key: one row per key after FINAL
     cursor: str = "updated_at"      # stamped by ops_touch_updated_at()
     order_by: tuple[str, ...] = field(default=())  # ClickHouse ORDER BY; (key,) when empty
@@ -33,13 +33,20 @@ class SyncedTable:
         body = ",\n    ".join(f"`{c.name}` {c.clickhouse_type(self.name)}" for c in columns)
         order = ", ".join(self.order_by or (self.key,))
         return (
-            f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body},\n    _version UInt64,\n    _deleted UInt8 DEFAULT 0\n)\n"
-            f"ENGINE = ReplacingMergeTree(_version, _deleted)\nPARTITION BY toYYYYMMDD({self.partition_column})\n"
+            f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body},\n    _version UInt64 DEFAULT {self.clickhouse_version()},\n"
+            f"    _deleted UInt8 DEFAULT 0\n)\n"
+            f"ENGINE = ReplacingMergeTree(_version, _deleted)\nPARTITION BY toYYYYMM({self.partition_column})\n"
             f"ORDER BY ({order})\nSETTINGS non_replicated_deduplication_window = 1000"
         )
 
     def version_expression(self) -> str:
+        """A row's version in Postgres: its cursor in microseconds (the parity check computes it here)."""
         return f"(extract(epoch FROM {self.cursor}) * 1000000)::bigint"
+
+    def clickhouse_version(self) -> str:
+        """The same version computed by ClickHouse as rows arrive: Postgres' numeric arithmetic for it
+        cost about a fifth of the COPY's time."""
+        return f"toUInt64(toUnixTimestamp64Micro(`{self.cursor}`))"
 
 
 SYNCED_TABLES = (
