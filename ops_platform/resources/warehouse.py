@@ -68,21 +68,15 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def client(self) -> Iterator[Client]:
-        """Open late, close early: hold the warehouse only for the block."""
-        self._ensure_database()
-        client = open_client(self.url, self.database, self.lock_wait_seconds)
+        """Open late, close early: hold the warehouse only for the block. One open per block (starting
+        chDB's engine is most of an incremental sync's fixed cost), creating the database the first time."""
+        client = open_client(self.url, None, self.lock_wait_seconds)
         try:
+            key = (self.url, self.database)
+            if key not in _databases_made:
+                client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+                _databases_made.add(key)
+            client.database = self.database
             yield client
         finally:
             client.close()
-
-    def _ensure_database(self) -> None:
-        key = (self.url, self.database)
-        if key in _databases_made:
-            return
-        client = open_client(self.url, None, self.lock_wait_seconds)
-        try:
-            client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
-        finally:
-            client.close()
-        _databases_made.add(key)
