@@ -17,9 +17,9 @@ setup: $(BIN)/ops
 run: setup
 	$(BIN)/ops up
 
-## Set up and run the whole test suite (what CI runs).
+## Set up and run the whole test suite (what CI runs): two workers, each with its own Postgres and chDB.
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 bench: setup
 	$(BIN)/python benchmarks/foundation.py

@@ -3,6 +3,7 @@
 One embedded PostgreSQL serves the whole session (or the server in OPS_TEST_DATABASE_URL). Each
 test gets its own database, cloned from a migrated template in milliseconds, and its own
 ClickHouse database inside the session's one chDB directory (chDB allows one directory per process).
+Under pytest-xdist every worker is such a session: its own server, template and chDB directory.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ops_platform.resources.postgres import PostgresResource, engine_for
 from ops_platform.resources.warehouse import WarehouseResource
 from ops_platform.schema.migrate import migrate_postgres, migrate_warehouse
 
-TEMPLATE = "ops_template"
+TEMPLATE = f"ops_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # one per worker on a shared server
 _ids = itertools.count(1)
 
 
