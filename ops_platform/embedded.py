@@ -13,6 +13,7 @@ import platform
 import socket
 import stat
 import subprocess
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,13 +144,15 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     )
 
     bin_dir = _wheel_bin_dir()
-    ensure_user_exists(SYSTEM_USER)
-    ensure_prefix_permissions(pgdata)
-    ensure_prefix_permissions(bin_dir)
-    read = stat.S_IRGRP | stat.S_IROTH
-    ensure_folder_permissions(bin_dir, read | stat.S_IXGRP | stat.S_IXOTH)
-    ensure_folder_permissions(bin_dir.parent / "lib", read)
-    ensure_folder_permissions(bin_dir.parent / "share", read)
+    # Machine-wide: two servers started at once (two test workers) would race to create the user.
+    with _file_lock(Path(tempfile.gettempdir()) / "ops-embedded-postgres-user.lock"):
+        ensure_user_exists(SYSTEM_USER)
+        ensure_prefix_permissions(pgdata)
+        ensure_prefix_permissions(bin_dir)
+        read = stat.S_IRGRP | stat.S_IROTH
+        ensure_folder_permissions(bin_dir, read | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(bin_dir.parent / "lib", read)
+        ensure_folder_permissions(bin_dir.parent / "share", read)
     entry = pwd.getpwnam(SYSTEM_USER)
     os.chown(pgdata, entry.pw_uid, entry.pw_gid)
     pgdata.chmod(0o700)

@@ -117,11 +117,7 @@ def test_backfill_of_three_days_replaces_exactly_those_partitions(postgres, ware
 def test_a_table_made_by_the_first_release_is_upgraded_in_place(postgres, warehouse, instance):
     """Daily ClickHouse partitions and a `_version` ClickHouse did not compute: both still sync exactly."""
     generate(postgres, scale=4_000, now=NOW)
-    with postgres.begin() as conn:
-        first_release = BUILDS.ddl(postgres_columns(conn, "builds"))
-    first_release = first_release.replace(f" DEFAULT {BUILDS.clickhouse_version()}", "").replace("toYYYYMM(", "toYYYYMMDD(")
-    with warehouse.client() as ch:
-        ch.command(first_release)
+    first_release_table(postgres, warehouse)
     incremental(postgres, warehouse, instance)
     sql(postgres, "UPDATE builds SET status = 'failed' WHERE id = 7")
     sync(postgres, warehouse, instance, partition_key="2026-11-03")
@@ -133,6 +129,20 @@ def test_a_table_made_by_the_first_release_is_upgraded_in_place(postgres, wareho
         assert ch.query("SELECT status FROM builds FINAL WHERE id = 7").result_rows == [("failed",)]
         assert ch.query("SELECT partition_key FROM system.tables WHERE name = 'builds' "
                         "AND database = currentDatabase()").result_rows[0][0] == "toYYYYMMDD(started_at)"
+
+
+def test_a_staging_table_left_by_a_killed_replace_is_dropped_by_the_next_sync(postgres, warehouse, instance):
+    generate(postgres, scale=2_000, now=NOW)
+    incremental(postgres, warehouse, instance)
+    with warehouse.client() as ch:
+        ch.command("CREATE TABLE builds__staging_0123456789ab AS builds")
+        ch.command("INSERT INTO builds__staging_0123456789ab SELECT * FROM builds")
+    incremental(postgres, warehouse, instance)
+    with warehouse.client() as ch:
+        left = ch.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                        "AND name LIKE '%staging%'").result_rows
+    assert left == []
+    assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
 
 
 def test_a_run_that_died_after_inserting_is_repaired_by_the_next(postgres, warehouse, instance):
@@ -175,10 +185,21 @@ def test_the_backfill_policy_is_a_single_run():
     assert BUILDS_ASSET.backfill_policy == dg.BackfillPolicy.single_run()
 
 
-def test_more_than_a_hundred_days_move_in_one_insert_stream(postgres, warehouse, instance):
+def first_release_table(postgres, warehouse) -> None:
+    """`builds` as the first release made it: daily partitions, `_version` sent rather than computed."""
+    with postgres.begin() as conn:
+        ddl = BUILDS.ddl(postgres_columns(conn, "builds"))
+    with warehouse.client() as ch:
+        ch.command(ddl.replace(f" DEFAULT {BUILDS.clickhouse_version()}", "").replace("toYYYYMM(", "toYYYYMMDD("))
+
+
+@pytest.mark.parametrize("layout", ["monthly", "first release, daily"])
+def test_more_than_a_hundred_days_move_in_one_insert_stream(postgres, warehouse, instance, layout):
     sql(postgres, """INSERT INTO builds (prd_name, status, started_at)
                      SELECT 'p' || g, 'completed', timestamptz '2026-01-01' + make_interval(days => g % 150)
                      FROM generate_series(1, 3000) g""")
+    if layout != "monthly":
+        first_release_table(postgres, warehouse)
     incremental(postgres, warehouse, instance)
     assert parity_postgres(BUILDS, postgres) == parity_warehouse(BUILDS, warehouse)
     result = sync(postgres, warehouse, instance, tags={"dagster/asset_partition_range_start": "2026-01-01",

@@ -30,8 +30,10 @@ from ops_platform.sync.types import Column, postgres_columns
 # 850 MB instead of 1.4 GB with 1 M-row blocks. One parsing thread: the cores are busy with Postgres'
 # COPY streams, and parallel parsing only added buffers (measured: same speed, +200 MB).
 BLOCK_ROWS = 262_144
+# Timestamps: the sync sends UTC wall time, other copies Postgres' "…+00"; best_effort reads both,
+# whatever the server's or profile's default.
 INSERT_SETTINGS = {"max_partitions_per_insert_block": 0, "min_insert_block_size_rows": BLOCK_ROWS,
-                   "max_insert_block_size": BLOCK_ROWS, "max_threads": 1}
+                   "max_insert_block_size": BLOCK_ROWS, "max_threads": 1, "date_time_input_format": "best_effort"}
 # Parallel streams interleave their chunks, so a repeated window never forms the same blocks:
 # insert deduplication could not drop it and would only cost hashing (FINAL keeps it exact).
 PARALLEL_SETTINGS = INSERT_SETTINGS | {"insert_deduplicate": 0}
@@ -95,6 +97,7 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
         columns = postgres_columns(conn, table.name)
         table.validate(columns)
         _install_triggers(conn, table)
+    _drop_abandoned_staging(table, ch)
     ch.command(table.ddl(columns))
     existing = [r[0] for r in ch.query(
         "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} ORDER BY position",
@@ -106,6 +109,15 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
                           f"only in ClickHouse: {sorted(gone)}); migrate the warehouse table, then backfill")
     _ensure_version_default(table, ch)
     return Plan(table, columns)
+
+
+def _drop_abandoned_staging(table: SyncedTable, ch: Client) -> None:
+    """A replace killed outright (no `finally`) leaves its staging table behind. The asset calls
+    prepare() under the table's lock, so no staging table of this table is in use: each one is abandoned."""
+    for (name,) in ch.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
+            parameters={"p": f"{table.name}__staging_"}).result_rows:
+        ch.command(f"DROP TABLE IF EXISTS `{name}`")
 
 
 def _ensure_version_default(table: SyncedTable, ch: Client) -> None:

@@ -31,7 +31,7 @@ from ops_platform.resources.postgres import PostgresResource
 CHUNK_BYTES = 4 * 1024 * 1024
 # Physical order, no parallel workers: a repeated window of unchanged rows is sent in the same order
 # (so ClickHouse's insert deduplication can drop it), and our own streams are the parallelism.
-SESSION_SETTINGS = ("SET TIME ZONE 'UTC'", "SET max_parallel_workers_per_gather = 0", "SET synchronize_seqscans = off")
+SESSION_SETTINGS = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO'", "SET max_parallel_workers_per_gather = 0", "SET synchronize_seqscans = off")
 
 
 class _Stopped(Exception):
