@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from ops_platform.events.outbox import Event, InvalidEvent, Result, require
 from ops_platform.framework.dead_letters import dead_letter
-from ops_platform.notifications.channels import SIGNATURE_HEADER, backoff_delay, retryable_status, sign
+from ops_platform.notifications.channels import NOT_RETRIED, SIGNATURE_HEADER, backoff_delay, retryable_status, sign
 from ops_platform.resources.postgres import PostgresResource
 
 WEBHOOK_SEND = "webhook/send"
@@ -81,14 +81,11 @@ def deliver_webhook(postgres: PostgresResource, event: Event, settings: WebhookS
         if success:
             return Result("delivered", counts={"webhook_attempts": made})
         final = not _retryable(status, error)
-    reason = f"webhook {webhook_id}: {error} after {attempt} attempt(s)" + (" (not retried)" if final else "")
+    reason = f"webhook {webhook_id}: {error} after {attempt} attempt(s)" + (f" {NOT_RETRIED}" if final else "")
     with postgres.begin() as conn:
         dead_letter(conn, source="webhook", dedup_key=f"webhook:{event.id}:{webhook_id}", error=reason,
                     attempts=attempt, payload={"event_id": event.id, "name": event.name, "payload": event.payload})
     return Result("failed", reason, counts={"webhook_attempts": made})
-
-
-NOT_RETRIED = " (not retried)"
 
 
 def _post(http: httpx.Client, url: str, body: bytes, headers: dict,
@@ -101,7 +98,7 @@ def _post(http: httpx.Client, url: str, body: bytes, headers: dict,
     except httpx.TransportError as exc:
         status, error = None, type(exc).__name__
     except httpx.HTTPError as exc:  # e.g. an invalid URL: no retry can fix it
-        status, error = None, f"{type(exc).__name__}{NOT_RETRIED}"
+        status, error = None, f"{type(exc).__name__} {NOT_RETRIED}"
     return status, error, round((time.perf_counter() - started) * 1000)
 
 

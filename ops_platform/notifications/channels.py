@@ -75,8 +75,8 @@ class WebhookChannel:
                 if response.status_code < 300:
                     return
                 error = f"HTTP {response.status_code}"
-                if response.status_code < 500 and response.status_code != 429:
-                    raise DeliveryError(f"{self.name}: {error} (not retried)", attempt)
+                if not retryable_status(response.status_code):
+                    raise DeliveryError(f"{self.name}: {error} {NOT_RETRIED}", attempt)
             except httpx.TransportError as exc:
                 error = f"{type(exc).__name__}"
             if attempt < self.attempts:
@@ -93,6 +93,10 @@ class WebhookChannel:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+# Ends the error of a failure no retry can fix; the retry queue reads it to dead-letter at once.
+NOT_RETRIED = "(not retried)"
 
 
 def retryable_status(status: int | None) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
-from ops_platform.notifications.channels import DeliveryError, backoff_delay
+from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, backoff_delay
 from ops_platform.notifications.http import RetryingHttp
 
 API_BATCH_LIMIT = 100  # Resend's batch endpoint takes at most 100 emails per call
@@ -85,16 +85,16 @@ class SmtpSender:
                         sent += 1
                 return [m["Message-ID"] for m in messages]
             except (smtplib.SMTPNotSupportedError, smtplib.SMTPAuthenticationError, ssl.SSLError) as exc:
-                raise DeliveryError(f"email (SMTP): {_smtp_error(exc)} (not retried)", attempt) from None
+                raise DeliveryError(f"email (SMTP): {_smtp_error(exc)} {NOT_RETRIED}", attempt) from None
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = [code for code, _ in exc.recipients.values()]
                 error = f"recipients refused ({', '.join(map(str, sorted(set(codes))))})"
                 if min(codes) >= 500:
-                    raise DeliveryError(f"email (SMTP): {error} (not retried)", attempt) from None
+                    raise DeliveryError(f"email (SMTP): {error} {NOT_RETRIED}", attempt) from None
             except smtplib.SMTPResponseException as exc:
                 error = _smtp_error(exc)
                 if exc.smtp_code >= 500:
-                    raise DeliveryError(f"email (SMTP): {error} (not retried)", attempt) from None
+                    raise DeliveryError(f"email (SMTP): {error} {NOT_RETRIED}", attempt) from None
             except (smtplib.SMTPException, OSError) as exc:
                 error = type(exc).__name__
             if attempt < self.attempts:

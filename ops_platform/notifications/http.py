@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from ops_platform.notifications.channels import DeliveryError, backoff_delay, retryable_status
+from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, backoff_delay, retryable_status
 
 RETRY_AFTER_CAP_SECONDS = 60.0
 DETAIL_CHARS = 200
@@ -37,12 +37,12 @@ class RetryingHttp:
                     return response
                 error = f"HTTP {response.status_code}{self._detail(response)}"
                 if not retryable_status(response.status_code):
-                    raise DeliveryError(f"{self.name}: {error} (not retried)", attempt)
+                    raise DeliveryError(f"{self.name}: {error} {NOT_RETRIED}", attempt)
                 delay = max(delay, _retry_after(response))
             except httpx.TransportError as exc:
                 error = type(exc).__name__
             except httpx.HTTPError as exc:  # e.g. an invalid URL: no retry can fix it
-                raise DeliveryError(f"{self.name}: {type(exc).__name__} (not retried)", attempt) from None
+                raise DeliveryError(f"{self.name}: {type(exc).__name__} {NOT_RETRIED}", attempt) from None
             if attempt < self.attempts:
                 time.sleep(delay)
         raise DeliveryError(f"{self.name}: {error} after {self.attempts} attempts", self.attempts)

@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import text
 
 from ops_platform.framework.controls import COMMS, KILL_SWITCH, read_controls
-from ops_platform.notifications.channels import DeliveryError, retryable_status
+from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, retryable_status
 from ops_platform.notifications.message import Notification, Severity
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import ConfigError
@@ -23,7 +23,6 @@ from ops_platform.settings import ConfigError
 if TYPE_CHECKING:
     from ops_platform.notifications.resource import NotifierResource
 
-FINAL_MARK = "(not retried)"  # how a channel says its failure is final (e.g. WebhookChannel on a 4xx)
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
 
@@ -105,7 +104,7 @@ def redeliver_notification(payload: dict[str, Any], resources: HandlerResources)
         try:
             transport.deliver(notification_id, message.payload(notification_id), conn)
         except DeliveryError as err:
-            raise (PermanentError if FINAL_MARK in str(err) else TransientError)(str(err)) from None
+            raise (PermanentError if NOT_RETRIED in str(err) else TransientError)(str(err)) from None
         finally:
             close = getattr(transport, "close", None)
             if close:
@@ -149,4 +148,4 @@ def http_request(payload: dict[str, Any], resources: HandlerResources) -> None:
         return
     if retryable_status(status):
         raise TransientError(f"{where}: HTTP {status}")
-    raise PermanentError(f"{where}: HTTP {status} {FINAL_MARK}")
+    raise PermanentError(f"{where}: HTTP {status} {NOT_RETRIED}")

@@ -99,15 +99,19 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
         _install_triggers(conn, table)
     _drop_abandoned_staging(table, ch)
     ch.command(table.ddl(columns))
-    existing = [r[0] for r in ch.query(
-        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} ORDER BY position",
-        parameters={"t": table.name}).result_rows]
+    defaults = dict(ch.query(
+        "SELECT name, default_expression FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
+        "ORDER BY position", parameters={"t": table.name}).result_rows)
+    existing = list(defaults)
     expected = [c.name for c in columns] + ["_version", "_deleted"]
     if existing != expected:
         added, gone = set(expected) - set(existing), set(existing) - set(expected)
         raise SchemaDrift(f"{table.name}: ClickHouse columns differ from Postgres (new in Postgres: {sorted(added)}, "
                           f"only in ClickHouse: {sorted(gone)}); migrate the warehouse table, then backfill")
-    _ensure_version_default(table, ch)
+    if not defaults["_version"]:
+        # Made before ClickHouse computed `_version` (a metadata change): without the DEFAULT, rows
+        # sent without a version would be stored with 0 and lose to older rows.
+        ch.command(f"ALTER TABLE {table.name} MODIFY COLUMN _version UInt64 DEFAULT {table.clickhouse_version()}")
     return Plan(table, columns)
 
 
@@ -118,16 +122,6 @@ def _drop_abandoned_staging(table: SyncedTable, ch: Client) -> None:
             "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
             parameters={"p": f"{table.name}__staging_"}).result_rows:
         ch.command(f"DROP TABLE IF EXISTS `{name}`")
-
-
-def _ensure_version_default(table: SyncedTable, ch: Client) -> None:
-    """Tables made before ClickHouse computed `_version` get its DEFAULT (a metadata change): without
-    it, rows sent without a version would be stored with 0 and lose to older rows."""
-    default = ch.query(
-        "SELECT default_expression FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
-        "AND name = '_version'", parameters={"t": table.name}).result_rows[0][0]
-    if not default:
-        ch.command(f"ALTER TABLE {table.name} MODIFY COLUMN _version UInt64 DEFAULT {table.clickhouse_version()}")
 
 
 @contextmanager
