@@ -29,6 +29,7 @@ from ops_platform.sensors.retry_queue import retry_queue_sensor
 from ops_platform.sensors.run_failures import job_failure_streaks
 from ops_platform.sensors.scheduled_notifications import scheduled_notifications_sensor
 from ops_platform.sensors.stalled_builds import stalled_builds_sensor
+from ops_platform.sensors.warehouse_backfills import warehouse_backfill_sensor
 from ops_platform.sensors.watchers import watchers_sensor
 
 defs = dg.Definitions(
@@ -38,7 +39,7 @@ defs = dg.Definitions(
           digests_job, scheduled_notifications_job, canvas_alerts_job, *DAILY_JOBS],
     schedules=[*SCHEDULES, synthetics_schedule, *DAILY_SCHEDULES],
     sensors=[stalled_builds_sensor, health_monitor, held_notifications_sensor, retry_queue_sensor, events_outbox_sensor,
-             watchers_sensor, job_failure_streaks, digests_sensor, scheduled_notifications_sensor, canvas_alerts_sensor,
+             watchers_sensor, warehouse_backfill_sensor, job_failure_streaks, digests_sensor, scheduled_notifications_sensor, canvas_alerts_sensor,
              *AUDIT_SENSORS],
     resources=build_resources(),
 )

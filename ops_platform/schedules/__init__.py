@@ -11,7 +11,7 @@ from ops_platform.assets.agent_builds import build_stats, inactive_users
 from ops_platform.assets.agent_stats import agent_stats_cache
 from ops_platform.assets.campaigns import DAILY_SCORES, HOURLY, campaign_metrics_hourly, credit_usage, seat_usage, vis_scores
 from ops_platform.assets.operational import table_size_checks
-from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS
+from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS, WAREHOUSE_CHECKS
 from ops_platform.framework.controls import ALWAYS_RUNS, WRITE_JOB
 from ops_platform.framework.guard import tick_gate
 from ops_platform.jobs.campaigns import ai_budget_reset_job, auto_transition_job, set_campaign_status_job
@@ -58,7 +58,8 @@ inactive_users_job = dg.define_asset_job("inactive_users_job", selection=[inacti
 health_check_job = dg.define_asset_job("health_check_job", selection=dg.AssetSelection.checks(table_size_checks),
                                        description="Seed 002 healthCheck: table sizes and reachability.")
 warehouse_sync_job = dg.define_asset_job("warehouse_sync_job",
-                                         selection=dg.AssetSelection.assets(*WAREHOUSE_ASSETS).without_checks(),
+                                         selection=dg.AssetSelection.assets(*WAREHOUSE_ASSETS)
+                                         - dg.AssetSelection.checks(*WAREHOUSE_CHECKS),  # parity: on demand
                                          description="Postgres → ClickHouse sync of every synced table.")
 
 seat_usage_job = dg.define_asset_job("seat_usage_job", selection=[seat_usage], description="Seed 004 seat usage.")

@@ -21,9 +21,11 @@ from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import positive_int_from_env
+from ops_platform.sync.evolve import SchemaChange, SchemaDrift, apply_changes, plan_changes
+from ops_platform.sync.rejects import record_rejects, view_ddl
 from ops_platform.sync.spec import SyncedTable
 from ops_platform.sync.stream import copy_streams
-from ops_platform.sync.types import Column, postgres_columns
+from ops_platform.sync.types import Column, TimeRange, warehouse_time_range
 
 # A block may span any number of days: a backfill of a year is one insert stream. Blocks of 262 144
 # rows: ClickHouse writes one block's parts while the next streams in, and a 5 M-row load peaks at
@@ -43,18 +45,17 @@ STREAMS = 2                   # the machines we size for have two cores
 # Postgres' estimate for the window from which two streams pay; below it one stream is as fast.
 PARALLEL_FROM_ROWS_VAR, PARALLEL_FROM_ROWS = "OPS_SYNC_PARALLEL_FROM_ROWS", 300_000
 
+UNPULLABLE = {"ARRAY", "real", "double precision"}  # see Plan.pullable
+
 # The newest instant before which every transaction has ended: rows stamped earlier are committed
-# (updated_at is the writer's transaction start), so a watermark never skips a late commit.
+# (a row's updated_at is never earlier than its writer's transaction start), so a watermark never
+# skips a late commit.
 SAFE_UPPER_SQL = text("""
 SELECT least(clock_timestamp(), coalesce(min(xact_start), clock_timestamp()))
 FROM pg_stat_activity
 WHERE datname = current_database() AND backend_type = 'client backend'
   AND pid <> pg_backend_pid() AND xact_start IS NOT NULL AND state <> 'idle'
 """)
-
-
-class SchemaDrift(RuntimeError):
-    """ClickHouse's table no longer matches Postgres' columns."""
 
 
 class SyncPermissionError(PermissionError):
@@ -68,12 +69,48 @@ CAN_SEE_SESSIONS_SQL = text(
 )
 
 
+# A tombstone is sent only for a key that no longer exists: a live key's row replaces every older
+# copy by its own version (FINAL keeps the newest version of a key across partitions), and a
+# tombstone stamped after it (a key swap in one statement) must not delete it. The partition value
+# only places the tombstone; one outside the warehouse's time range (the row was held back) is placed
+# at the epoch.
+TOMBSTONES_SQL = """
+SELECT s.key_value,
+       CASE WHEN s.partition_value >= '{lo}'::timestamptz AND s.partition_value < '{hi}'::timestamptz
+            THEN s.partition_value ELSE '1970-01-01 00:00:00+00' END AT TIME ZONE 'UTC',
+       (extract(epoch FROM s.deleted_at) * 1000000)::bigint, 1
+FROM sync_tombstones s
+WHERE s.table_name = %(t)s AND s.deleted_at >= coalesce(%(lo)s::timestamptz, '-infinity') AND s.deleted_at < %(hi)s
+  AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.{key} = s.key_value)
+ORDER BY s.deleted_at, s.key_value
+"""
+VIEW_COMMENT_SQL = text("SELECT obj_description(to_regclass(:view), 'pg_class')")
+ROWS_PER_DAY_SQL = """
+SELECT ({partition} AT TIME ZONE 'UTC')::date, count(*) FROM {view} WHERE {where} GROUP BY 1 ORDER BY 1
+"""
+
+
 @dataclass(frozen=True)
 class Plan:
-    """One table's sync, as derived from the Postgres catalog."""
+    """One table's sync, as derived from the Postgres catalog and the ClickHouse table."""
 
     table: SyncedTable
     columns: list[Column]
+    times: TimeRange                  # what the warehouse's DateTime64 and Date32 hold
+    changes: tuple[SchemaChange, ...] = ()  # what this sync changed in ClickHouse to follow Postgres
+
+    @property
+    def view(self) -> str:
+        """What both paths read: the rows ClickHouse can hold (rejects.view_ddl)."""
+        return f"ops_sync.{self.table.name}"
+
+    @property
+    def pullable(self) -> bool:
+        """Whether ClickHouse's postgresql() reads every value of this table exactly. It does not for
+        arrays (it infers their dimensions from the first row and fails on an empty or NULL one) nor for
+        floats (libpqxx refuses subnormals such as 5e-324): such tables move on the client stream
+        whichever path is configured, so both paths give the same result."""
+        return not any(c.pg_type in UNPULLABLE and not c.as_text for c in self.columns)
 
     def select_list(self) -> str:
         return ", ".join(c.select_expression() for c in self.columns)
@@ -84,9 +121,11 @@ class Plan:
 
 
 def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
-    """Check types, create the ClickHouse table if new, refuse on drift, install the Postgres triggers.
+    """Check types, create the ClickHouse table if new or follow Postgres' schema changes (evolve.py),
+    install the Postgres triggers and the table's view.
 
     Everything here happens before a row moves, so a bad column stops the run with its name.
+    Raises UnsupportedType, SchemaDrift (a change ClickHouse cannot follow) or SyncPermissionError.
     """
     with postgres.begin() as conn:
         if not conn.execute(CAN_SEE_SESSIONS_SQL).scalar_one():
@@ -94,25 +133,37 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
                 "the sync's Postgres role must see every session's open transaction: "
                 "GRANT pg_read_all_stats TO <sync role>"
             )
-        columns = postgres_columns(conn, table.name)
+        columns = table.columns(conn)
         table.validate(columns)
         _install_triggers(conn, table)
     _drop_abandoned_staging(table, ch)
     ch.command(table.ddl(columns))
-    defaults = dict(ch.query(
-        "SELECT name, default_expression FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
-        "ORDER BY position", parameters={"t": table.name}).result_rows)
-    existing = list(defaults)
-    expected = [c.name for c in columns] + ["_version", "_deleted"]
-    if existing != expected:
-        added, gone = set(expected) - set(existing), set(existing) - set(expected)
-        raise SchemaDrift(f"{table.name}: ClickHouse columns differ from Postgres (new in Postgres: {sorted(added)}, "
-                          f"only in ClickHouse: {sorted(gone)}); migrate the warehouse table, then backfill")
-    if not defaults["_version"]:
+    existing = {name: (ch_type, default) for name, ch_type, default in ch.query(
+        "SELECT name, type, default_expression FROM system.columns WHERE database = currentDatabase() "
+        "AND table = {t:String} ORDER BY position", parameters={"t": table.name}).result_rows}
+    if not existing["_version"][1]:
         # Made before ClickHouse computed `_version` (a metadata change): without the DEFAULT, rows
         # sent without a version would be stored with 0 and lose to older rows.
         ch.command(f"ALTER TABLE {table.name} MODIFY COLUMN _version UInt64 DEFAULT {table.clickhouse_version()}")
-    return Plan(table, columns)
+    times = warehouse_time_range(ch)
+    with postgres.begin() as conn:
+        changes = apply_changes(conn, ch, table.name, plan_changes(
+            table.name, columns, {name: ch_type for name, (ch_type, _) in existing.items()}))
+        refused = [c for c in changes if c.change == "refused"]
+        if not refused:
+            _ensure_view(conn, view_ddl(table, columns, times), f"ops_sync.{table.name}")
+    if refused:
+        raise SchemaDrift(refused[0].detail)
+    return Plan(table, columns, times, tuple(changes))
+
+
+def _ensure_view(conn, ddl: str, view: str) -> None:
+    """(Re)create the view when its definition changed: its comment holds the statement that made it."""
+    if conn.execute(VIEW_COMMENT_SQL, {"view": view}).scalar_one_or_none() == ddl:
+        return
+    conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
+    conn.exec_driver_sql(ddl)
+    conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS " + "'" + ddl.replace("'", "''") + "'")
 
 
 def _drop_abandoned_staging(table: SyncedTable, ch: Client) -> None:
@@ -147,6 +198,10 @@ def _install_triggers(conn, table: SyncedTable) -> None:
         f"{table.name}_touch": f"BEFORE INSERT OR UPDATE ON {table.name} FOR EACH ROW EXECUTE FUNCTION ops_touch_updated_at()",
         f"{table.name}_tombstone": f"AFTER DELETE ON {table.name} FOR EACH ROW "
                                    f"EXECUTE FUNCTION ops_sync_tombstone('{table.key}', '{table.partition_column}')",
+        # A new key is a delete of the old one (and an insert of the new one, which the touch trigger stamps).
+        f"{table.name}_rekeyed": f"AFTER UPDATE OF {table.key} ON {table.name} FOR EACH ROW "
+                                 f"WHEN (OLD.{table.key} IS DISTINCT FROM NEW.{table.key}) "
+                                 f"EXECUTE FUNCTION ops_sync_tombstone('{table.key}', '{table.partition_column}')",
     }
     for name, definition in wanted.items():
         if name not in present:
@@ -160,47 +215,49 @@ class SyncResult:
     window_end: datetime | None
     mode: str
     deletes: int = 0
+    rejected: int = 0   # rows newly held back (sync_rejects)
 
     def metadata(self) -> dict:
         return {
             "mode": self.mode,
-            "rows": self.rows,
+            "run_rows": self.rows,
             "window_start": self.window_start.isoformat() if self.window_start else "",
             "window_end": self.window_end.isoformat() if self.window_end else "",
             "deletes": self.deletes,
+            "rejected": self.rejected,
         }
 
 
 def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: str | None = None) -> SyncResult:
     """Copy rows and tombstones with watermark ≤ time < upper, then advance the watermark to upper.
 
-    The window is written down (pending_upper) before any row moves; a run that dies after
-    inserting and before advancing repeats the same window, and FINAL sees one row per key
-    regardless. (A one-stream window of unchanged rows is even sent in the same physical order, so
-    ClickHouse's insert deduplication drops the repeated blocks.)
+    The window is written down (pending_upper) before any row moves. A run that dies after
+    inserting and before advancing leaves the watermark where it was: the next run copies from there
+    to a fresh upper bound (never below the dead run's, see SAFE_UPPER_SQL), so it repeats the dead
+    run's rows and also moves everything committed since; FINAL sees one row per key regardless.
+    (Unchanged rows of a one-stream window are sent in the same physical order, so ClickHouse's
+    insert deduplication drops the repeated blocks.)
     """
     table = plan.table
     with postgres.begin() as conn:
         conn.execute(text("INSERT INTO sync_state (table_name) VALUES (:t) ON CONFLICT DO NOTHING"), {"t": table.name})
         state = conn.execute(
-            text("SELECT watermark, pending_upper FROM sync_state WHERE table_name = :t FOR UPDATE"), {"t": table.name}
+            text("SELECT watermark FROM sync_state WHERE table_name = :t FOR UPDATE"), {"t": table.name}
         ).one()
-        upper = state.pending_upper or conn.execute(SAFE_UPPER_SQL).scalar_one()
+        upper = conn.execute(SAFE_UPPER_SQL).scalar_one()
         conn.execute(text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t"), {"u": upper, "t": table.name})
     window = {"lo": state.watermark, "hi": upper, "t": table.name}
+    pull_url = pull_url if plan.pullable else None
     where = f"{table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s"
     ranges = key_ranges(postgres, table, where, window)
     if pull_url:
         rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper, ranges)
     else:
         rows = stream_into(ch, table.name, plan, postgres, where, window, ranges)
-    tombstones = (
-        "SELECT key_value, partition_value AT TIME ZONE 'UTC', (extract(epoch FROM deleted_at) * 1000000)::bigint, 1 "
-        "FROM sync_tombstones WHERE table_name = %(t)s "
-        "AND deleted_at >= coalesce(%(lo)s::timestamptz, '-infinity') AND deleted_at < %(hi)s ORDER BY deleted_at, key_value"
-    )
+    tombstones = TOMBSTONES_SQL.format(table=table.name, key=table.key, lo=plan.times.lo, hi=plan.times.hi)
     deletes = copy_into(ch, table.name, [table.key, table.partition_column, "_version", "_deleted"], postgres,
                         tombstones, window)
+    rejected = _record_rejects(plan, postgres, table.cursor, state.watermark, upper)
     with postgres.begin() as conn:
         conn.execute(
             text(
@@ -209,7 +266,7 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
             ),
             {"u": upper, "n": rows, "t": table.name},
         )
-    return SyncResult(rows, state.watermark, upper, "incremental", deletes)
+    return SyncResult(rows, state.watermark, upper, "incremental", deletes, rejected)
 
 
 def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start: datetime, end: datetime,
@@ -222,6 +279,7 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     never see half a month, and a run that dies before a swap has changed nothing in that partition.
     """
     table = plan.table
+    pull_url = pull_url if plan.pullable else None
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
     ch.command(f"CREATE TABLE {staging} AS {table.name}")
     try:
@@ -246,7 +304,31 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
             ch.command(f"ALTER TABLE {table.name} {action}")
     finally:
         ch.command(f"DROP TABLE IF EXISTS {staging}")
-    return SyncResult(rows, start, end, "replace")
+    rejected = _record_rejects(plan, postgres, table.partition_column, start, end)
+    return SyncResult(rows, start, end, "replace", rejected=rejected)
+
+
+def _record_rejects(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None, hi: datetime) -> int:
+    window = f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
+    with postgres.begin() as conn:
+        return record_rejects(conn, plan.table, plan.columns, plan.times, window, {"lo": lo, "hi": hi})
+
+
+def data_extent(plan: Plan, postgres: PostgresResource) -> tuple[datetime | None, datetime | None]:
+    """[first, last] partition value of the rows ClickHouse can hold, as a half-open window (None: no rows)."""
+    column = plan.table.partition_column
+    with postgres.begin() as conn:
+        return tuple(conn.execute(text(
+            f"SELECT min({column}), max({column}) + interval '1 microsecond' FROM {plan.view}")).one())
+
+
+def rows_per_day(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None, hi: datetime) -> dict:
+    """{UTC day of the partition column: rows} of the view's rows with lo ≤ `column` < hi: what a run
+    moved, day by day (the asset reports each day as its own partition)."""
+    where = f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
+    with postgres.begin() as conn:
+        return dict(conn.execute(text(ROWS_PER_DAY_SQL.format(
+            partition=plan.table.partition_column, view=plan.view, where=where)), {"lo": lo, "hi": hi}).all())
 
 
 def _partitions(ch: Client, table: str, where: str = "1", params: dict | None = None) -> set[str]:
@@ -257,7 +339,7 @@ def _partitions(ch: Client, table: str, where: str = "1", params: dict | None = 
 def stream_into(ch: Client, target: str, plan: Plan, postgres: PostgresResource, where: str, params: dict,
                 ranges: list[Bounds]) -> int:
     """The client-side path: the window's rows, one COPY stream per key range, into one INSERT."""
-    queries = [(f"SELECT {plan.select_list()} FROM {plan.table.name} WHERE {where}{in_range(plan.table.key, r)}", params)
+    queries = [(f"SELECT {plan.select_list()} FROM {plan.view} WHERE {where}{in_range(plan.table.key, r)}", params)
                for r in ranges]
     return copy_streams(ch, target, plan.column_names(), postgres, queries,
                         PARALLEL_SETTINGS if len(ranges) > 1 else INSERT_SETTINGS)
@@ -302,7 +384,7 @@ def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, l
     Postgres over the network; the client-side stream (copy_into) is the path when it cannot."""
     names = ", ".join(f"`{c.name}`" for c in plan.columns)
     where = f"`{column}` < {{hi:DateTime64(6, 'UTC')}}" + (f" AND `{column}` >= {{lo:DateTime64(6, 'UTC')}}" if lo else "")
-    source = postgres_source(pull_url, plan.table.name)
+    source = postgres_source(pull_url, plan.table.name, schema="ops_sync")
     selects = " UNION ALL ".join(
         f"SELECT {names} FROM {source} WHERE {where}{in_range(f'`{plan.table.key}`', r)}"
         for r in ranges)
@@ -315,8 +397,8 @@ def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, l
     return ch.query(f"SELECT count() FROM {target} WHERE {where}", parameters=params).result_rows[0][0]
 
 
-def postgres_source(url: str, table: str) -> str:
-    """postgresql('host:port', 'db', 'table', 'user', 'password'). ClickHouse masks the password in its logs."""
+def postgres_source(url: str, table: str, schema: str | None = None) -> str:
+    """postgresql('host:port', 'db', 'table', 'user', 'password'[, 'schema']). ClickHouse masks the password in its logs."""
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
@@ -325,5 +407,5 @@ def postgres_source(url: str, table: str) -> str:
         return "'" + str(value or "").replace("\\", "\\\\").replace("'", "\\'") + "'"
 
     return (f"postgresql({quoted(f'{u.host}:{u.port or 5432}')}, {quoted(u.database)}, {quoted(table)}, "
-            f"{quoted(u.username)}, {quoted(u.password)})")
+            f"{quoted(u.username)}, {quoted(u.password)}" + (f", {quoted(schema)})" if schema else ")"))
 

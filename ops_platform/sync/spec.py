@@ -3,9 +3,11 @@ from the Postgres catalog), triggers and Dagster asset follow from it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ops_platform.sync.types import Column, UnsupportedType
+from sqlalchemy import Connection
+
+from ops_platform.sync.types import Column, UnsupportedType, postgres_columns
 
 INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
@@ -17,6 +19,15 @@ class SyncedTable:
     key: str = "id"                 # integer primary key: one row per key after FINAL
     cursor: str = "updated_at"      # stamped by ops_touch_updated_at()
     order_by: tuple[str, ...] = field(default=())  # ClickHouse ORDER BY; (key,) when empty
+    text_columns: tuple[str, ...] = field(default=())  # moved as their exact Postgres text (e.g. numeric(80, 2))
+
+    def columns(self, conn: Connection) -> list[Column]:
+        """The table's columns from the Postgres catalog, as this table syncs them."""
+        columns = postgres_columns(conn, self.name)
+        unknown = set(self.text_columns) - {c.name for c in columns}
+        if unknown:
+            raise UnsupportedType(f"{self.name}: text_columns names no such column: {sorted(unknown)}")
+        return [replace(c, as_text=True) if c.name in self.text_columns else c for c in columns]
 
     def validate(self, columns: list[Column]) -> None:
         by_name = {c.name: c for c in columns}

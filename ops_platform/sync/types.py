@@ -1,7 +1,15 @@
-"""Postgres column types → ClickHouse column types, and the SELECT expression that moves each one.
+"""Postgres column types → ClickHouse column types, the SELECT expression that moves each one, and
+the values ClickHouse cannot hold.
 
-Every value travels as Postgres COPY text read as ClickHouse TabSeparated; the two agree for the
-types below. A type not listed stops the sync with its column named, before any row moves.
+Every value travels as Postgres COPY text read as ClickHouse TabSeparated (the client stream) or
+through ClickHouse's postgresql() (the server pull); both read the table's view in schema `ops_sync`,
+so they move the same rows. The value policy (README, "Warehouse sync"):
+- a type not listed stops the table's sync before any row moves, naming `table.column` and the way out;
+- a value of a listed type that ClickHouse cannot hold exactly (numeric NaN, a time outside
+  ClickHouse's range, ±infinity, a multi-dimensional array) is never changed: its row is held back
+  and quarantined in `sync_rejects` (key, column, value, reason) until it is fixed in Postgres, and
+  the table's other rows move on;
+- floats keep NaN and ±Infinity (ClickHouse's Float holds them).
 """
 
 from __future__ import annotations
@@ -31,14 +39,29 @@ TEXT_CAST = {"json", "jsonb", "uuid"}
 # One-dimensional arrays, by Postgres element type (udt_name without its leading underscore).
 ARRAY_ELEMENTS = {"int2": "Int16", "int4": "Int32", "int8": "Int64", "float8": "Float64", "bool": "Bool",
                   "text": "String", "varchar": "String"}
-# Postgres' array text ({"it's",NULL}) is not ClickHouse's (['it''s',NULL]): the SELECT renders the latter.
-# Quotes are doubled; backslashes are left alone because COPY's text format escapes them already,
-# and ClickHouse reads array elements from that escaped text.
-_CLICKHOUSE_QUOTED = "'''' || replace(e, '''', '''''') || ''''"
+# Postgres' array text ({"it's",NULL}, {t,f}) is not ClickHouse's (['it''s',NULL], [true,false]): the
+# SELECT renders the latter, element by element in order. Quotes are doubled; backslashes are left
+# alone because COPY's text format escapes them already, and ClickHouse reads elements from that text.
+_ELEMENT_TEXT = {"String": "'''' || replace(e, '''', '''''') || ''''",
+                 "Bool": "CASE WHEN e THEN 'true' WHEN NOT e THEN 'false' END"}
 
 
 class UnsupportedType(TypeError):
     pass
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """The times the warehouse stores exactly, [lo, hi) as ISO text: ClickHouse 25+ stores years
+    0001–9999 in DateTime64 and Date32; older servers 1900–2299 (and clamp what lies outside)."""
+
+    lo: str
+    hi: str
+
+
+WIDE_RANGE = TimeRange("0001-01-01", "10000-01-01")
+NARROW_RANGE = TimeRange("1900-01-01", "2300-01-01")
+MAX_DECIMAL_PRECISION = 76
 
 
 @dataclass(frozen=True)
@@ -49,18 +72,23 @@ class Column:
     precision: int | None = None
     scale: int | None = None
     element: str | None = None  # for arrays: the Postgres element type
+    as_text: bool = False       # moved as its exact Postgres text (SyncedTable.text_columns)
 
     def clickhouse_type(self, table: str) -> str:
+        """The ClickHouse type of this column. Raises UnsupportedType naming `table.column` and the way out."""
+        if self.as_text:
+            return "Nullable(String)" if self.nullable else "String"
         if self.pg_type == "ARRAY":
             if self.element not in ARRAY_ELEMENTS:
                 raise UnsupportedType(f"{table}.{self.name}: arrays of {self.element!r} are not supported by the sync")
             # ClickHouse has no Nullable(Array): a NULL array arrives as [] (its elements may be NULL).
             return f"Array(Nullable({ARRAY_ELEMENTS[self.element]}))"
         if self.pg_type == "numeric":
-            if self.precision is None:
+            if self.precision is None or self.precision > MAX_DECIMAL_PRECISION:
+                shape = "numeric without a precision" if self.precision is None else f"numeric({self.precision}, {self.scale})"
                 raise UnsupportedType(
-                    f"{table}.{self.name}: numeric without a precision has no exact ClickHouse type; "
-                    "declare it numeric(p, s) with p ≤ 76"
+                    f"{table}.{self.name}: {shape} has no exact ClickHouse type; declare it numeric(p, s) with "
+                    f"p ≤ {MAX_DECIMAL_PRECISION}, or list it in SyncedTable(text_columns=...) to move its exact text"
                 )
             base = f"Decimal({self.precision}, {self.scale or 0})"
         elif self.pg_type in SCALARS:
@@ -70,9 +98,13 @@ class Column:
         return f"Nullable({base})" if self.nullable else base
 
     def select_expression(self) -> str:
+        if self.as_text:
+            return self.name  # the view casts it
         if self.pg_type == "ARRAY":
-            if ARRAY_ELEMENTS.get(self.element) == "String":
-                items = f"(SELECT string_agg(coalesce({_CLICKHOUSE_QUOTED}, 'NULL'), ',') FROM unnest({self.name}) e)"
+            element = _ELEMENT_TEXT.get(ARRAY_ELEMENTS.get(self.element))
+            if element:
+                items = (f"(SELECT string_agg(coalesce({element}, 'NULL'), ',' ORDER BY i) "
+                         f"FROM unnest({self.name}) WITH ORDINALITY AS u (e, i))")
             else:
                 items = f"array_to_string({self.name}, ',', 'NULL')"
             return f"'[' || coalesce({items}, '') || ']'"
@@ -81,6 +113,35 @@ class Column:
             # to parse than "…+00", and right whatever the session's time zone.
             return f"{self.name} AT TIME ZONE 'UTC'"
         return f"{self.name}::text" if self.pg_type in TEXT_CAST else self.name
+
+    def view_expression(self) -> str:
+        """The column as the sync's view exposes it to both paths."""
+        return f"{self.name}::text AS {self.name}" if self.as_text else self.name
+
+    def reject(self, times: TimeRange) -> tuple[str, str] | None:
+        """(SQL that is true when this column's value cannot be held exactly, the reason), or None
+        when every value of the type can. NULL is never a reject."""
+        if self.as_text:
+            return None
+        if self.pg_type == "numeric":  # a typed numeric holds NaN, never ±Infinity
+            test, reason = f"{self.name} = 'NaN'", "NaN has no ClickHouse Decimal"
+        elif self.pg_type in ("timestamp with time zone", "timestamp without time zone", "date"):
+            cast = {"date": "date", "timestamp without time zone": "timestamp"}.get(self.pg_type, "timestamptz")
+            bounds = f"'{times.lo}'::{cast} AND {self.name} < '{times.hi}'::{cast}"
+            test = f"NOT ({self.name} >= {bounds})"
+            reason = f"outside the warehouse's time range [{times.lo}, {times.hi}) (±infinity included)"
+        elif self.pg_type == "ARRAY":
+            test = f"(coalesce(array_ndims({self.name}), 1) <> 1 OR coalesce(array_lower({self.name}, 1), 1) <> 1)"
+            reason = "a multi-dimensional array, or one not starting at index 1, has no exact ClickHouse Array"
+        else:
+            return None
+        return f"({self.name} IS NOT NULL AND {test})", reason
+
+
+def warehouse_time_range(ch) -> TimeRange:
+    """The time range the connected ClickHouse stores exactly (it clamps or wraps what lies outside)."""
+    year_1000 = ch.query("SELECT toString(toDateTime64('1000-01-01 00:00:00', 6, 'UTC'))").result_rows[0][0]
+    return WIDE_RANGE if year_1000.startswith("1000-01-01") else NARROW_RANGE
 
 
 def postgres_columns(conn: Connection, table: str) -> list[Column]:

@@ -1,0 +1,76 @@
+"""Rows held back because ClickHouse cannot hold one of their values exactly (the value policy in types.py).
+
+Both sync paths read the table's view in schema `ops_sync`, which leaves such rows out; after each
+window the sync records them here (one open row per table, key and column) and resolves the ones
+that were fixed or deleted in Postgres. The `no_rejected_rows` check on the table's asset turns red
+while any is open, and a notification names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from ops_platform.sync.spec import SyncedTable
+from ops_platform.sync.types import Column, TimeRange
+
+VALUE_TEXT_LIMIT = 200  # characters of a rejected value kept for the person who fixes it
+
+OPEN_REJECTS_SQL = text("""
+SELECT key_value, column_name, value, reason FROM sync_rejects
+WHERE table_name = :table AND resolved_at IS NULL ORDER BY first_seen_at, key_value, column_name LIMIT :limit
+""")
+COUNT_OPEN_SQL = text("SELECT count(*) FROM sync_rejects WHERE table_name = :table AND resolved_at IS NULL")
+
+
+@dataclass(frozen=True)
+class Reject:
+    key: int
+    column: str
+    value: str | None
+    reason: str
+
+
+def view_ddl(table: SyncedTable, columns: list[Column], times: TimeRange) -> str:
+    """The rows of `table` ClickHouse can hold, with the columns as the sync moves them."""
+    keep = " AND ".join(f"NOT {r[0]}" for c in columns if (r := c.reject(times))) or "true"
+    body = ", ".join(c.view_expression() for c in columns)
+    return f"CREATE VIEW ops_sync.{table.name} AS SELECT {body} FROM {table.name} WHERE {keep}"
+
+
+def record_rejects(conn: Connection, table: SyncedTable, columns: list[Column], times: TimeRange,
+                   window: str, params: dict) -> int:
+    """Quarantine the window's rows that the view leaves out; resolve open rejects whose row was fixed
+    or deleted. `window` is a SQL predicate on the table (with :named params). Returns how many rows
+    were newly held back."""
+    tests = [(c, *r) for c in columns if (r := c.reject(times))]
+    if not tests:
+        return 0
+    found = " UNION ALL ".join(
+        f"SELECT {table.key}, '{c.name}', left({c.name}::text, {VALUE_TEXT_LIMIT}), {_literal(reason)} "
+        f"FROM {table.name} WHERE {window} AND {test}" for c, test, reason in tests)
+    new = conn.execute(text(f"""
+        INSERT INTO sync_rejects (table_name, key_value, column_name, value, reason)
+        SELECT :table, k, col, v, why FROM ({found}) AS r (k, col, v, why)
+        ON CONFLICT (table_name, key_value, column_name) WHERE resolved_at IS NULL
+        DO UPDATE SET value = EXCLUDED.value, last_seen_at = now()
+        RETURNING key_value, (xmax = 0)"""), params | {"table": table.name}).all()
+    still_bad = " OR ".join(f"(r.column_name = '{c.name}' AND {test})" for c, test, _ in tests)
+    conn.execute(text(f"""
+        UPDATE sync_rejects r SET resolved_at = now()
+        WHERE r.table_name = :table AND r.resolved_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM {table.name} WHERE {table.key} = r.key_value AND ({still_bad}))"""),
+        {"table": table.name})
+    return len({key for key, inserted in new if inserted})
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def open_rejects(conn: Connection, table: str, limit: int = 20) -> tuple[int, list[Reject]]:
+    """(how many rows of `table` are held back, the oldest `limit` of them)."""
+    count = conn.execute(COUNT_OPEN_SQL, {"table": table}).scalar_one()
+    rows = conn.execute(OPEN_REJECTS_SQL, {"table": table, "limit": limit}).all()
+    return count, [Reject(*r) for r in rows]
