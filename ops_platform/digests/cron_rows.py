@@ -67,18 +67,17 @@ def scan(conn: Connection, t: CronTable, now: datetime,
         f"SELECT * FROM {t.table} WHERE enabled AND ({t.next_col} IS NULL OR {t.next_col} <= :now) ORDER BY id"
     ), {"now": now}).mappings().all()
     due, errors, first_times = [], {}, {}
-    for row in rows:
+    for row in rows:  # row by row: a bad cron, zone or config fails its own row only
         try:
             validate(row["cron"], row["timezone"])
             if check:
                 check(row)
+            if row[t.next_col] is None:
+                first_times[row["id"]] = next_after(row["cron"], row["timezone"], now)
+            else:
+                due.append(Due(row["id"], row[t.next_col]))
         except ConfigError as err:
             errors[row["id"]] = str(err)
-            continue
-        if row[t.next_col] is None:
-            first_times[row["id"]] = next_after(row["cron"], row["timezone"], now)
-        else:
-            due.append(Due(row["id"], row[t.next_col]))
     if errors:
         conn.execute(text(
             f"UPDATE {t.table} AS t SET last_error = e.error"
