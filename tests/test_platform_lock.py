@@ -76,10 +76,12 @@ def first_platform(tmp_path):
     try:
         wait_until_served(process, f"{url}/server_info", log)
         yield process, home, url
-    finally:
-        if process.poll() is None:
+    finally:  # the whole process group, even after `ops up` exited: Dagster's code server may outlive it
+        try:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        except ProcessLookupError:
+            pass
+        process.wait()
         embedded_postgres(home).stop()  # the test's own cleanup, whatever the test left
 
 
