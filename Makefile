@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PORT   ?= 3000
 
 .PHONY: run test setup bench clean stop resume
 
@@ -13,9 +14,9 @@ $(BIN)/ops: pyproject.toml
 
 setup: $(BIN)/ops
 
-## Start Postgres (embedded), chDB, migrations, demo data, the Dagster UI and daemon on 127.0.0.1:3000.
+## Start Postgres (embedded), chDB, migrations, demo data, the Dagster UI and daemon on 127.0.0.1:$(PORT).
 run: setup
-	$(BIN)/ops up
+	$(BIN)/ops up --port $(PORT)
 
 ## Set up and run the whole test suite (what CI runs): two workers, each with its own Postgres and chDB.
 test: setup

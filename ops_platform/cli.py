@@ -27,7 +27,7 @@ from ops_platform.framework.controls import read_controls, set_controls
 from ops_platform.resources.postgres import DatabaseUnavailable
 from ops_platform.resources.warehouse import WarehouseBusy
 from ops_platform.schema.migrate import MigrationError, migrate_postgres, migrate_warehouse
-from ops_platform.settings import PROJECT_ROOT, ConfigError
+from ops_platform.settings import PROJECT_ROOT, ConfigError, ops_home
 
 SWITCHES = {"kill-switch": "kill_switch", "jobs": "jobs_enabled", "comms": "comms_enabled", "writes": "write_enabled"}
 
@@ -75,17 +75,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(args) -> int:
+    url = f"http://{args.host}:{args.port}"
+    try:
+        lock = rt.lock_platform(ops_home(), url)  # before anything starts: a second `ops up` starts nothing
+    except rt.PlatformRunning as running:
+        print(f"ops up: {running}", file=sys.stderr)
+        return 1
+    with lock:
+        return _serve(args, url)
+
+
+def _serve(args, url: str) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # a process manager's stop means Ctrl-C
     runtime = rt.start()
-    runtime.started_postgres = runtime.embedded is not None  # `up` owns the embedded server, even a leftover one
     try:
         _prepare(runtime, args.demo_scale)
         for note in runtime.notes:
             print(f"ops: {note}")
-        print(f"ops: Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops everything)", flush=True)
+        print(f"ops: Dagster UI on {url} (Ctrl-C stops everything)", flush=True)
         command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                    "-h", args.host, "-p", str(args.port)]
         child = subprocess.Popen(command, cwd=runtime.env["DAGSTER_HOME"])
-        signal.signal(signal.SIGTERM, _interrupt)  # a process manager's stop means Ctrl-C
         try:
             return child.wait()
         except KeyboardInterrupt:

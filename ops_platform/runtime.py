@@ -5,11 +5,14 @@ Used by the CLI and the tests alike, so `make run` and `make test` exercise one 
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from ops_platform.embedded import EmbeddedPostgres, chdb_url, embedded_postgres
 from ops_platform.resources.postgres import PostgresResource
@@ -19,9 +22,16 @@ from ops_platform.settings import (
     DATABASE_URL_VAR,
     PROJECT_ROOT,
     WAREHOUSE_URL_VAR,
+    ConfigError,
     ops_home,
     warehouse_database,
 )
+
+PLATFORM_LOCK = "platform.lock"  # in OPS_HOME: held by a running `ops up`, holds its pid and URL
+
+
+class PlatformRunning(ConfigError):
+    """An `ops up` already runs on this data directory; the message names it (pid, URL)."""
 
 
 @dataclass
@@ -41,8 +51,54 @@ class Runtime:
         return WarehouseResource(url=self.env[WAREHOUSE_URL_VAR], database=warehouse_database())
 
     def stop(self) -> None:
+        """Stop the embedded Postgres if this process started it, unless an `ops up` (another process)
+        now runs on it: no command stops a Postgres it did not start or one a running platform uses."""
         if self.embedded and self.started_postgres:
-            self.embedded.stop()
+            holder = running_platform(self.home)
+            if holder is None or holder.get("pid") == os.getpid():
+                self.embedded.stop()
+
+
+def lock_platform(home: Path, url: str) -> IO[str]:
+    """Take OPS_HOME's platform lock for `ops up`; the open file holds it (with our pid and URL) until
+    closed or until the process dies, so a crashed `ops up` never blocks the next one.
+
+    Raises PlatformRunning naming the running one (pid, URL) when another process holds it.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    handle = open(home / PLATFORM_LOCK, "a+")  # "a+": never truncate the holder's pid and URL before we own it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise PlatformRunning(_describe(home, running_platform(home) or {})) from None
+    handle.truncate(0)
+    handle.write(json.dumps({"pid": os.getpid(), "url": url}))
+    handle.flush()
+    return handle
+
+
+def running_platform(home: Path) -> dict | None:
+    """{"pid": …, "url": …} of the `ops up` holding OPS_HOME's platform lock, or None when none runs."""
+    try:
+        handle = open(home / PLATFORM_LOCK)
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return json.loads(handle.read())
+            except json.JSONDecodeError:  # the holder is still writing it
+                return {}
+        return None
+
+
+def _describe(home: Path, holder: dict) -> str:
+    where = home.relative_to(Path.cwd()) if home.is_relative_to(Path.cwd()) else home
+    return (f"a platform is already running on {where} (pid {holder.get('pid', '?')}, "
+            f"{holder.get('url', 'URL unknown')}); stop it first")
 
 
 @contextmanager
@@ -70,7 +126,8 @@ def start(home: Path | None = None) -> Runtime:
         runtime.embedded, runtime.started_postgres = pg, pg.start()
         env[DATABASE_URL_VAR] = pg.create_database("ops")
         env[DAGSTER_PG_URL_VAR] = pg.create_database("dagster")
-        runtime.notes.append(f"Postgres: embedded, {pg.pgdata} on 127.0.0.1:{pg.port()}")
+        kept = "" if runtime.started_postgres else " (already running: left running at exit)"
+        runtime.notes.append(f"Postgres: embedded, {pg.pgdata} on 127.0.0.1:{pg.port()}{kept}")
     env[WAREHOUSE_URL_VAR] = os.environ.get(WAREHOUSE_URL_VAR) or chdb_url(home)
     runtime.notes.append("Warehouse: " + ("OPS_WAREHOUSE_URL" if os.environ.get(WAREHOUSE_URL_VAR) else env[WAREHOUSE_URL_VAR]))
     dagster_home = home / "dagster"

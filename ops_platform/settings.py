@@ -6,11 +6,13 @@ and the CLI (separate processes) agree without passing files around.
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 from pathlib import Path
 
-from croniter import croniter
+import dagster as dg
+from croniter import CroniterBadDateError, croniter
 
 # The production knobs.
 DATABASE_URL_VAR = "OPS_DATABASE_URL"  # postgresql://user:pass@host:5432/ops
@@ -44,20 +46,54 @@ def warehouse_database() -> str:
     return os.environ.get(WAREHOUSE_DB_VAR, "ops")
 
 
+def cron_problem(cron: object, example: str) -> str | None:
+    """What is wrong with a five-field cron string, as the end of a sentence, or None when it fires.
+
+    "is not a valid cron expression; ..." for a malformed one; "never fires (no 31 February): ..."
+    when croniter finds no next time (CroniterBadDateError: no match within its search window), so a
+    rare cron that does fire ("0 0 29 2 *") passes.
+    """
+    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
+        return ("is not a valid cron expression; expected five fields "
+                f"(minute hour day-of-month month day-of-week), e.g. {example!r}")
+    try:
+        croniter(cron).get_next()
+    except CroniterBadDateError:
+        return f"never fires{_missing_days(cron)}: set a cron that has a next time"
+    return None
+
+
+def _missing_days(cron: str) -> str:
+    """" (no 31 April, June, September or November)" for the days of month no listed month has."""
+    _, _, days, months, _ = croniter(cron).expanded
+    if days == ["*"] or months == ["*"] or not all(isinstance(day, int) for day in days):
+        return ""
+    return f" (no {_either(days)} {_either([calendar.month_name[m] for m in months])})"
+
+
+def _either(items: list) -> str:
+    words = [str(item) for item in items]
+    return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
 def cron_from_env(var: str | None, default: str) -> str:
     """The cron string for a schedule: `var` from the environment when set, else `default`.
 
-    Validated when the code location loads, so a typo stops the load with a message naming the
-    variable instead of a schedule that silently never fires.
+    Validated when the code location loads, so a typo or a cron that never fires stops the load with
+    one sentence naming the variable and the value, instead of a schedule that silently never fires
+    or a tick that raises. Also refused: what Dagster's schedules refuse (e.g. '0 0 31 2 1').
     """
     value = os.environ.get(var, "").strip() if var else ""
     if not value:
         return default
-    if len(value.split()) != 5 or not croniter.is_valid(value):
-        raise ConfigError(
-            f"{var}={value!r} is not a valid cron expression; expected five fields "
-            f"(minute hour day-of-month month day-of-week), e.g. {default!r}"
-        )
+    problem = cron_problem(value, default)
+    if problem:
+        raise ConfigError(f"{var}={value!r} {problem}")
+    try:  # Dagster's own rules, asked through its public API
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        raise ConfigError(f"{var}={value!r} is a cron Dagster's schedules refuse (e.g. any 30 or 31 February,"
+                          " even with a day of week): set a cron that has a next time") from None
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,13 @@ from typing import Self
 from sqlalchemy import text
 
 from ops_platform.notifications.channels import SIGNATURE_HEADER, verify
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def sql(postgres, statement: str, **params):

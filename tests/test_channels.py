@@ -7,7 +7,6 @@ import base64
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 import json
-import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from helpers import LocalServer, sql
+from helpers import LocalServer, free_port, sql
 
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.notifications.channels import DeliveryError
@@ -89,12 +88,6 @@ class Provider(LocalServer):
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mailbox:

@@ -39,6 +39,44 @@ def test_a_malformed_cron_override_is_a_clear_error():
     assert good.returncode == 0 and "warehouse_sync_schedule" in good.stdout and "*/20 * * * *" in good.stdout
 
 
+NEVER_FIRES = [  # every env-overridable cron, each with a cron that is valid syntax but has no next time
+    ("ANALYTICS_SYNC_INTERVAL", "0 0 31 2 *", "(no 31 February)"),
+    ("VIS_CRON_SCHEDULE", "0 2 31 4,6,9,11 *", "(no 31 April, June, September or November)"),
+    ("SEAT_USAGE_CRON_INTERVAL", "0 * 30 2 *", "(no 30 February)"),
+    ("CREDIT_USAGE_CRON_INTERVAL", "0 * 31 11 *", "(no 31 November)"),
+    ("SYNTHETICS_SCHEDULE", "*/5 * 31 6 *", "(no 31 June)"),
+    ("DAILY_DIGEST_CRON", "0 8 30,31 2 *", "(no 30 or 31 February)"),
+    ("MORNING_CALL_CRON", "0 6 31 9 *", "(no 31 September)"),
+]
+
+
+@pytest.mark.parametrize("variable, value, reason", NEVER_FIRES)
+def test_a_cron_override_that_never_fires_is_one_sentence_naming_the_variable(variable, value, reason):
+    result = ops("check", **{variable: value})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"ops: error: {variable}={value!r} never fires {reason}: set a cron that has a next time\n"
+
+
+def test_loading_the_definitions_with_a_never_firing_override_raises_that_sentence():
+    load = subprocess.run([sys.executable, "-c", "import ops_platform.definitions"], capture_output=True, text=True,
+                          env={**os.environ, "VIS_CRON_SCHEDULE": "0 2 31 4,6,9,11 *"}, timeout=120)
+    assert load.returncode == 1
+    assert load.stderr.splitlines()[-1] == (
+        "ops_platform.settings.ConfigError: VIS_CRON_SCHEDULE='0 2 31 4,6,9,11 *' never fires"
+        " (no 31 April, June, September or November): set a cron that has a next time")
+
+
+def test_a_rare_cron_that_fires_is_accepted_and_one_dagster_refuses_is_one_sentence():
+    leap_day = ops("check", VIS_CRON_SCHEDULE="0 2 29 2 *")
+    assert leap_day.returncode == 0, leap_day.stderr
+    assert any("vis_schedule" in line and "0 2 29 2 *" in line for line in leap_day.stdout.splitlines())
+    refused = ops("check", DAILY_DIGEST_CRON="0 8 31 2 1")  # croniter: Mondays of February; Dagster: no
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr == ("ops: error: DAILY_DIGEST_CRON='0 8 31 2 1' is a cron Dagster's schedules refuse"
+                              " (e.g. any 30 or 31 February, even with a day of week): set a cron that has a next"
+                              " time\n")
+
+
 def test_one_command_stops_everything_and_is_audited(postgres):
     result = ops("controls", "kill-switch", "on", OPS_DATABASE_URL=postgres.url)
     assert result.returncode == 0, result.stderr

@@ -177,6 +177,38 @@ def test_invalid_digests_are_reported_on_the_row_and_do_not_stop_the_others(post
     assert set(errors) == {unknown_key, nothing, bad_zone, bad_cron}
 
 
+NEVER = "cron '0 0 31 2 *' never fires (no 31 February): set a cron that has a next time"
+
+
+def test_a_never_firing_cron_or_unknown_zone_fails_its_own_row_and_the_tick_serves_the_others(postgres, instance):
+    good = add_digest(postgres)
+    never_new = add_digest(postgres, cron="0 0 31 2 *", next_send="NULL", name="never, new")
+    never_due = add_digest(postgres, cron="0 2 31 4,6,9,11 *", name="never, edited after its last time")
+    no_zone = add_digest(postgres, tz="Atlantis/Capital", next_send="NULL", name="unknown zone")
+    leap_day = add_digest(postgres, cron="0 0 29 2 *", next_send="NULL", name="rare but fires")
+    result = evaluate(postgres, instance)
+    assert items(result) == [good]
+    errors = dict(sql(postgres, "SELECT id, last_error FROM digests WHERE last_error IS NOT NULL"))
+    assert errors == {
+        never_new: NEVER,
+        never_due: "cron '0 2 31 4,6,9,11 *' never fires (no 31 April, June, September or November):"
+                   " set a cron that has a next time",
+        no_zone: "time zone 'Atlantis/Capital' is not an IANA time zone (e.g. 'America/Chicago' or 'UTC')",
+    }
+    leap = sql(postgres, "SELECT next_send_at FROM digests WHERE id = :id", id=leap_day)[0][0].astimezone(CHICAGO)
+    assert (leap.month, leap.day, leap.hour) == (2, 29, 0) and leap > datetime.now(UTC)
+    assert run(postgres, result.run_requests[0], instance).success
+
+
+def test_a_digest_edited_to_a_never_firing_cron_after_its_tick_is_not_sent(postgres, instance):
+    row = add_digest(postgres)
+    request = evaluate(postgres, instance).run_requests[0]
+    sql(postgres, "UPDATE digests SET cron = '0 0 31 2 *' WHERE id = :id", id=row)
+    assert outcome(run(postgres, request, instance)) == {"invalid": 1}
+    assert sql(postgres, "SELECT last_error FROM digests WHERE id = :id", id=row) == [(NEVER,)]
+    assert sql(postgres, "SELECT count(*) FROM notifications")[0][0] == 0
+
+
 def test_a_digest_channel_outside_email_and_slack_is_refused_by_the_database(postgres):
     try:
         sql(postgres, "INSERT INTO digests (name, cron, channels) VALUES ('x', '0 8 * * *', '{sms}')")

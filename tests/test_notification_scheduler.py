@@ -112,6 +112,47 @@ def test_null_next_fire_is_computed_and_invalid_rows_are_reported_on_the_row(pos
         == [bad_cron]
 
 
+def test_a_never_firing_cron_or_unknown_zone_fails_its_own_row_and_the_tick_serves_the_others(postgres, instance):
+    good = add(postgres, title="good")
+    never_new = add(postgres, cron="0 0 31 2 *", next_fire="NULL", title="never, new")
+    never_due = add(postgres, cron="0 0 30,31 2 *", title="never, edited after its last time")
+    no_zone = add(postgres, tz="Atlantis/Capital", next_fire="NULL", title="unknown zone")
+    leap_day = add(postgres, cron="0 0 29 2 *", tz="Europe/Berlin", next_fire="NULL", title="rare but fires")
+    result = evaluate(postgres, instance)
+    assert [i["id"] for r in result.run_requests
+            for i in r.run_config["ops"]["fire_scheduled_notifications"]["config"]["items"]] == [good]
+    errors = dict(sql(postgres, "SELECT id, last_error FROM scheduled_notifications WHERE last_error IS NOT NULL"))
+    assert errors == {
+        never_new: "cron '0 0 31 2 *' never fires (no 31 February): set a cron that has a next time",
+        never_due: "cron '0 0 30,31 2 *' never fires (no 30 or 31 February): set a cron that has a next time",
+        no_zone: "time zone 'Atlantis/Capital' is not an IANA time zone (e.g. 'America/Chicago' or 'UTC')",
+    }
+    leap = sql(postgres, "SELECT next_fire_at FROM scheduled_notifications WHERE id = :id", id=leap_day)[0][0]
+    local = leap.astimezone(ZoneInfo("Europe/Berlin"))
+    assert (local.month, local.day, local.hour) == (2, 29, 0) and leap > datetime.now(UTC)
+    with Receiver(SECRET) as receiver:
+        assert outcome(run(postgres, result.run_requests[0], instance, receiver)) == {"sent": 1}
+    assert len(receiver.requests) == 1
+
+
+def test_a_row_whose_cron_stops_firing_keeps_its_last_time_and_says_why(postgres):
+    row = add(postgres, title="edited")
+    due_at = sql(postgres, "SELECT next_fire_at FROM scheduled_notifications WHERE id = :id", id=row)[0][0]
+    sql(postgres, "UPDATE scheduled_notifications SET cron = '0 0 31 2 *' WHERE id = :id", id=row)
+    with Receiver(SECRET) as receiver:
+        assert deliver_due(postgres, notifier(postgres, receiver), SCHEDULED, Due(row, due_at),
+                           scheduled_message, None, datetime.now(UTC)) == "invalid"
+    assert receiver.requests == []
+    assert sql(postgres, "SELECT next_fire_at, last_error FROM scheduled_notifications WHERE id = :id", id=row) \
+        == [(due_at, "cron '0 0 31 2 *' never fires (no 31 February): set a cron that has a next time")]
+
+
+def test_next_after_names_a_cron_that_never_fires():
+    with pytest.raises(ScheduleError, match=r"^cron '0 0 31 2 \*' never fires \(no 31 February\)"):
+        next_after("0 0 31 2 *", "UTC", datetime(2026, 1, 1, tzinfo=UTC))
+    assert next_after("0 0 29 2 *", "UTC", datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2028, 2, 29, tzinfo=UTC)
+
+
 def test_a_due_row_fires_once_per_due_time(postgres, instance):
     due = add(postgres)
     add(postgres, next_fire="now() + interval '10 minutes'", title="not yet")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
-from ops_platform.settings import ConfigError
+from ops_platform.settings import ConfigError, cron_problem
 
 
 class ScheduleError(ConfigError):
@@ -29,23 +29,25 @@ def zone(name: str) -> ZoneInfo:
 
 
 def validate(cron: str, timezone: str) -> None:
-    """Raise ScheduleError naming what is wrong; five cron fields only, like every schedule here."""
+    """Raise ScheduleError naming what is wrong: an unknown time zone, not five cron fields (like every
+    schedule here), or a cron that never fires ('0 0 31 2 *'); a rare one that fires ('0 0 29 2 *') passes."""
     zone(timezone)
-    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
-        raise ScheduleError(
-            f"cron {cron!r} is not a valid cron expression; expected five fields "
-            "(minute hour day-of-month month day-of-week), e.g. '0 8 * * 1-5'"
-        )
+    problem = cron_problem(cron, "0 8 * * 1-5")
+    if problem:
+        raise ScheduleError(f"cron {cron!r} {problem}")
 
 
 def next_after(cron: str, timezone: str, after: datetime) -> datetime:
-    """The first cron time strictly after `after` (aware), as a UTC datetime."""
+    """The first cron time strictly after `after` (aware), as a UTC datetime; ScheduleError when there is none."""
     validate(cron, timezone)
     tz = zone(timezone)
     fixed_hours = cron.split()[1] != "*"
-    candidate = croniter(cron, after.astimezone(tz)).get_next(datetime)
-    while candidate <= after or (fixed_hours and _repeated_wall_time(candidate, tz)):
-        candidate = croniter(cron, candidate).get_next(datetime)
+    try:
+        candidate = croniter(cron, after.astimezone(tz)).get_next(datetime)
+        while candidate <= after or (fixed_hours and _repeated_wall_time(candidate, tz)):
+            candidate = croniter(cron, candidate).get_next(datetime)
+    except CroniterError as err:
+        raise ScheduleError(f"cron {cron!r} has no time after {after.isoformat()}: {err}") from None
     return candidate.astimezone(UTC)
 
 

@@ -2,8 +2,9 @@
 
 Both digests and scheduled notifications work the same way, so it is written once here:
 
-- `scan` (sensor): rows without a next time get one; rows whose cron, time zone or config is wrong
-  say why in `last_error` and are skipped; the rest with next time ≤ now are returned as due.
+- `scan` (sensor): rows without a next time get one; rows whose cron (malformed or never firing, e.g.
+  '0 0 31 2 *'), time zone or config is wrong say why in `last_error` and are skipped, row by row, so
+  one bad row never stops the tick; the rest with next time ≤ now are returned as due.
 - `deliver_due` (run): a due time already recorded in the log table is not sent again; otherwise the
   message goes out under its dedup key, the due time is recorded (primary key: row, due time) and
   the row's next time moves to the first cron time after now, so a daemon that was down for days
@@ -67,18 +68,17 @@ def scan(conn: Connection, t: CronTable, now: datetime,
         f"SELECT * FROM {t.table} WHERE enabled AND ({t.next_col} IS NULL OR {t.next_col} <= :now) ORDER BY id"
     ), {"now": now}).mappings().all()
     due, errors, first_times = [], {}, {}
-    for row in rows:
+    for row in rows:  # row by row: a bad cron, zone or config fails its own row only
         try:
             validate(row["cron"], row["timezone"])
             if check:
                 check(row)
+            if row[t.next_col] is None:
+                first_times[row["id"]] = next_after(row["cron"], row["timezone"], now)
+            else:
+                due.append(Due(row["id"], row[t.next_col]))
         except ConfigError as err:
             errors[row["id"]] = str(err)
-            continue
-        if row[t.next_col] is None:
-            first_times[row["id"]] = next_after(row["cron"], row["timezone"], now)
-        else:
-            due.append(Due(row["id"], row[t.next_col]))
     if errors:
         conn.execute(text(
             f"UPDATE {t.table} AS t SET last_error = e.error"
