@@ -162,10 +162,14 @@ def finish(conn: Connection, job: Job, run_id: str, error: BaseException | None,
                       "run_at": at + timedelta(seconds=Deferred.DELAY_SECONDS)})
         return "deferred"
     message = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
-    return _record_failure(conn, job, message, at, permanent=isinstance(error, PermanentError))
+    return _record_failure(conn, job, message, at, permanent=isinstance(error, PermanentError),
+                           not_before=getattr(error, "retry_at", None))
 
 
-def _record_failure(conn: Connection, job: Job, error: str, at: datetime, permanent: bool) -> str:
+def _record_failure(conn: Connection, job: Job, error: str, at: datetime, permanent: bool,
+                    not_before: datetime | None = None) -> str:
+    """Back to pending after the backoff (and not before `not_before`, a wait the other side asked for),
+    or dead when permanent or out of attempts. Returns 'retried' or 'dead'."""
     error = error[:2000]
     if permanent or job.attempts >= job.max_attempts:
         conn.execute(text("UPDATE retry_jobs SET status = 'dead', last_error = :error, locked_by = NULL,"
@@ -176,7 +180,8 @@ def _record_failure(conn: Connection, job: Job, error: str, at: datetime, perman
         return "dead"
     conn.execute(text("UPDATE retry_jobs SET status = 'pending', last_error = :error, run_at = :run_at,"
                       " locked_by = NULL, locked_at = NULL WHERE id = :id"),
-                 {"id": job.id, "error": error, "run_at": at + timedelta(seconds=backoff_seconds(job.attempts))})
+                 {"id": job.id, "error": error,
+                  "run_at": max(at + timedelta(seconds=backoff_seconds(job.attempts)), not_before or at)})
     return "retried"
 
 
