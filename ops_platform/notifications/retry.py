@@ -24,7 +24,10 @@ import tenacity
 
 from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError
 
-WAIT_HINT_CAP_SECONDS = 30.0  # the longest wait a provider may ask for that a run sleeps through
+# The longest wait a provider may ask for that a run sleeps through. 10 s keeps a message's claim
+# transaction short and a retry-queue pass (10 jobs × 3 attempts: 3 timeouts of 10 s + 2 waits) under the
+# queue's 10-minute abandoned-claim timeout; a longer wait goes to the retry queue instead.
+WAIT_HINT_CAP_SECONDS = 10.0
 BACKOFF_CAP_SECONDS = 60.0
 
 T = TypeVar("T")

@@ -6,7 +6,9 @@ A job moves pending → running (claimed by one pass) → completed, back to pen
   them running in the same statement, so two processors never take the same job.
 - `attempts` counts starts: a claim adds one. After the n-th failed attempt the job waits
   backoff_seconds(n) = min(2·2^(n−1), 60) seconds (2, 4, 8, 16, then dead at the 5th failure).
-- A `PermanentError` (unknown job name, bad payload, a rejected request) is dead at once.
+- A `PermanentError` (unknown job name, bad payload, a rejected request) is dead at once. A
+  `TransientError` with `retry_at` (the wait the other side asked for: Retry-After and the like) waits
+  at least until then.
 - Dead: status 'dead', one dead letter (keyed by the job's dedup_key, else `retry_job:{id}`) and one
   WARN notification `retry_dead:{id}`. WARN, not SEV1: the seed rates persistent failures WARN
   ("WARN after 3 failures"), and nothing is lost (the dead letter keeps the work until someone
@@ -14,8 +16,8 @@ A job moves pending → running (claimed by one pass) → completed, back to pen
   jobs is grouped into one message by the notifier. The notification is sent after the job is
   marked dead; a pass that crashes in between is repaired by the next one (notified_at is NULL).
 - Abandoned claims: a job still 'running' RUNNING_TIMEOUT (10 min) after its claim belongs to a
-  pass that crashed (a whole pass takes at most ~6 min: 10 jobs × ~33 s of a channel's inline
-  attempts and timeouts). That start counts as a failed attempt: the job goes back to pending with
+  pass that crashed (a whole pass takes at most ~8 min: 10 jobs × ~50 s of a channel's inline
+  attempts, timeouts and obeyed waits, see notifications/retry.py). That start counts as a failed attempt: the job goes back to pending with
   backoff, or to the dead letters at max_attempts, so nothing is lost and a job that kills its
   worker cannot loop forever. Handlers therefore run at least once; they are written to be
   idempotent where they can be (a notification already 'sent' is not delivered again).
