@@ -31,9 +31,10 @@ def sql(postgres, statement: str, **params):
 
 @dataclass
 class Received:
-    at: float
+    at: float  # time.monotonic() when the request arrived
     body: bytes
-    signature_ok: bool
+    signature_ok: bool  # the X-Ops-Signature check
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     @property
     def json(self):
@@ -83,10 +84,12 @@ class LocalServer:
 
 @dataclass
 class Receiver(LocalServer):
-    """A webhook endpoint that checks the HMAC signature, like a real consumer would."""
+    """A webhook endpoint that checks the HMAC signature, like a real consumer would. It answers the
+    scripted `replies` (status, headers) first, then `status`; a bad signature always gets 401."""
 
     secret: str
     status: int = 200
+    replies: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
 
     @property
@@ -95,6 +98,9 @@ class Receiver(LocalServer):
 
     def respond(self, handler, body):
         ok = verify(self.secret, body, handler.headers.get(SIGNATURE_HEADER, ""))
-        self.requests.append(Received(time.monotonic(), body, ok))
-        handler.send_response(self.status if ok else 401)
+        self.requests.append(Received(time.monotonic(), body, ok, {k.lower(): v for k, v in handler.headers.items()}))
+        status, headers = (self.replies.pop(0) if self.replies else (self.status, {})) if ok else (401, {})
+        handler.send_response(status)
+        for name, value in headers.items():
+            handler.send_header(name, value)
         handler.end_headers()

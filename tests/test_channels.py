@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 from email import message_from_bytes, policy
+from email.utils import formatdate
 from email.message import EmailMessage
 import json
+import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +24,7 @@ from helpers import LocalServer, free_port, sql
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.notifications.channels import DeliveryError
 from ops_platform.notifications.email import Email, OutboxEmailSender
+from ops_platform.notifications.retry import WAIT_HINT_CAP_SECONDS
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.notifications.twilio import CALL_WORDS
 from ops_platform.resources.from_env import build_channels
@@ -45,6 +49,7 @@ class Hit:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when the server got it
 
     @property
     def json(self):
@@ -69,9 +74,10 @@ def provider_ok(hit: Hit) -> tuple[int, dict]:
 
 @dataclass
 class Provider(LocalServer):
-    """An HTTP provider on 127.0.0.1 that records every POST and answers the scripted replies, then success."""
+    """An HTTP provider on 127.0.0.1 that records every POST and answers the scripted replies
+    (status, JSON body[, headers]), then success. A header value may be a function, called when replying."""
 
-    replies: list[tuple[int, dict]] = field(default_factory=list)
+    replies: list[tuple] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
 
     @property
@@ -81,9 +87,11 @@ class Provider(LocalServer):
     def respond(self, handler, body):
         hit = Hit(handler.path, {k.lower(): v for k, v in handler.headers.items()}, body)
         self.hits.append(hit)
-        status, reply = self.replies.pop(0) if self.replies else provider_ok(hit)
+        status, reply, *headers = self.replies.pop(0) if self.replies else provider_ok(hit)
         data = json.dumps(reply).encode()
         handler.send_response(status)
+        for name, value in (headers[0] if headers else {}).items():
+            handler.send_header(name, value() if callable(value) else value)  # a callable: made at reply time
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
@@ -240,6 +248,72 @@ def test_network_errors_are_retried():
     with pytest.raises(DeliveryError) as err:
         deliver(channels, "teams", payload())
     assert err.value.attempts == 3 and str(err.value) == "teams: ConnectError after 3 attempts"
+
+
+# -- wait hints: the one retry rule (notifications/retry.py) ------------------------------------------
+
+
+def every_provider(p: Provider) -> ChannelsResource:
+    return ChannelsResource(slack_webhook_url=p.url + SLACK_SECRET_PATH, teams_webhook_url=p.url + TEAMS_SECRET_PATH,
+                            telegram_bot_token=BOT_TOKEN, telegram_chat_id="1", telegram_api_url=p.url,
+                            twilio_account_sid=TWILIO_SID, twilio_auth_token=TWILIO_TOKEN, twilio_from="+15550001111",
+                            twilio_to="+15550002222", twilio_api_url=p.url, **FAST)
+
+
+def telegram_flood(seconds: int) -> tuple[int, dict]:
+    """Telegram's real 429: the wait is in the JSON body only, no Retry-After header."""
+    return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {seconds}",
+                 "parameters": {"retry_after": seconds}}
+
+
+def test_telegram_429_waits_the_retry_after_of_its_body():
+    with Provider(replies=[telegram_flood(1)]) as p:
+        deliver(every_provider(p), "telegram", payload())
+    assert len(p.hits) == 2 and p.hits[1].at - p.hits[0].at >= 1.0  # the backoff alone would be ~0.01 s
+
+
+@pytest.mark.parametrize("name, retry_after, least", [
+    ("slack", lambda: "1", 1.0),
+    # an HTTP date has whole seconds: now + 2 s, floored, is more than 1 s away when the reply is sent
+    ("teams", lambda: formatdate(time.time() + 2, usegmt=True), 0.95),
+    ("sms", lambda: "1", 1.0),
+])
+def test_a_retry_after_header_in_seconds_or_as_a_date_is_waited(name, retry_after, least):
+    with Provider(replies=[(429, {}, {"Retry-After": retry_after}), (503, {}, {"Retry-After": retry_after})]) as p:
+        deliver(every_provider(p), name, payload())
+    assert len(p.hits) == 3
+    assert p.hits[1].at - p.hits[0].at >= least and p.hits[2].at - p.hits[1].at >= least
+
+
+@pytest.mark.parametrize("name, reply", [
+    ("slack", (429, {}, {"Retry-After": "120"})),
+    ("telegram", telegram_flood(120)),
+    ("sms", (429, {"code": 20429, "message": "Too Many Requests"},
+             {"X-RateLimit-Reset": lambda: str(int(time.time()) + 120)})),  # a Unix time
+])
+def test_a_wait_hint_over_the_cap_is_not_slept_but_handed_to_the_retry_queue(postgres, name, reply):
+    message = Notification("health_alert", Severity.SEV1, "Disk", "full", f"hint:{name}")
+    with Provider(replies=[reply]) as p:
+        notifier = NotifierResource(postgres=postgres, channels=every_provider(p), routes={"SEV1": [name]})
+        started = time.monotonic()
+        assert notifier.send(message, at=DAYTIME) == "failed"
+        took = time.monotonic() - started
+    assert len(p.hits) == 1 and took < WAIT_HINT_CAP_SECONDS / 3  # one attempt, no sleep
+    [(nid, reason)] = sql(postgres, "SELECT id, reason FROM notifications")
+    assert re.search(rf"asked to wait 1(19|20) s \(over the {WAIT_HINT_CAP_SECONDS:.0f} s cap\)", reason), reason
+    assert not any(s in reason for s in SECRETS)
+    [(job, payload_, run_at, due_in)] = sql(
+        postgres, "SELECT job_name, payload, run_at, extract(epoch FROM run_at - now()) FROM retry_jobs")
+    assert (job, payload_) == ("notification.redeliver", {"notification_id": nid, "channel": name})
+    assert 110 <= due_in <= 121
+
+
+def test_a_refusal_is_final_even_with_a_wait_hint():
+    with Provider(replies=[(400, {"message": "bad request"}, {"Retry-After": "1"})]) as p:
+        with pytest.raises(DeliveryError) as err:
+            deliver(every_provider(p), "slack", payload())
+    assert len(p.hits) == 1 and str(err.value) == "slack: HTTP 400: bad request (not retried)"
+    assert err.value.retry_at is None
 
 
 # -- unconfigured --------------------------------------------------------------------------------

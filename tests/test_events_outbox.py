@@ -1,24 +1,30 @@
-"""Events outbox (seed 001): signed webhooks with retries and dead letters, emails in batches of 10,
+"""Events outbox (seed 001): signed webhooks (verified with the `standardwebhooks` package) with retries
+through the one retry rule, wait hints and dead letters, emails in batches of 10,
 and each event consumed exactly once: across sensor restarts, re-executed runs, concurrent runs and
 transactions that commit out of id order."""
 
+import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import httpx
 import pytest
 from helpers import LocalServer, Receiver, sql
 from sqlalchemy import text
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from ops_platform.events.outbox import Result, consume
 from ops_platform.framework.controls import set_controls
 from ops_platform.jobs.events import EventsConfig, dispatch_table, events_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.notifications.transports import ChannelsResource
+from ops_platform.retry_queue.queue import process_ready
 from ops_platform.sensors.events_outbox import events_outbox_sensor, parse_cursor
 
 SECRET = "webhook-row-secret-0123456789"
@@ -400,3 +406,92 @@ def test_a_poisoned_event_fails_alone_and_the_batch_goes_on(postgres, instance):
     assert counts["failed"] == 1 and counts["delivered"] == 1
     assert sql(postgres, "SELECT source, error FROM dead_letters WHERE dedup_key = :k", k=f"event:{crashing}") == [
         ("event:custom/thing", f"custom/thing event {crashing}: KeyError: 'a handler bug'")]
+
+
+# -- Standard Webhooks and the one retry rule ------------------------------------------------------
+
+
+def receivers_key(secret: str) -> Webhook:
+    """How a receiver holding our raw secret verifies: the secret's bytes are the key."""
+    return Webhook(secret.encode())
+
+
+def test_webhooks_are_signed_the_standard_webhooks_way_with_one_id_across_retries(postgres, instance):
+    whsec = "whsec_" + base64.b64encode(b"a-random-32-byte-key-for-the-hk!").decode()
+    with Receiver(SECRET, replies=[(500, {}), (502, {})]) as raw, Receiver(whsec) as standard:
+        raw_event = webhook_event(postgres, raw_hook := add_webhook(postgres, raw.url), {"user": 1})
+        standard_event = webhook_event(postgres, add_webhook(postgres, standard.url, secret=whsec))
+        assert run(postgres, instance, evaluate(postgres, instance).run_requests[0]).success
+    assert len(raw.requests) == 3 and len(standard.requests) == 1
+    for request in raw.requests:  # each attempt verifies, both ways a receiver may hold the raw secret
+        assert receivers_key(SECRET).verify(request.body, request.headers) == request.json
+        assert Webhook("whsec_" + base64.b64encode(SECRET.encode()).decode()).verify(request.body, request.headers)
+    assert {r.headers["webhook-id"] for r in raw.requests} == {f"webhook:{raw_event}:{raw_hook}"}
+    assert Webhook(whsec).verify(standard.requests[0].body, standard.requests[0].headers)["id"] == standard_event
+    first = raw.requests[0]
+    with pytest.raises(WebhookVerificationError):  # a changed body
+        receivers_key(SECRET).verify(first.body.replace(b'"user":1', b'"user":2'), first.headers)
+    with pytest.raises(WebhookVerificationError, match="too old"):  # a replay, re-dated to look fresh, fails too
+        stale = first.headers | {"webhook-timestamp": str(int(time.time()) - 600)}
+        receivers_key(SECRET).verify(first.body, stale)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        replayed = first.headers | {"webhook-timestamp": str(int(time.time()) + 1)}
+        receivers_key(SECRET).verify(first.body, replayed)
+
+
+def generic_channel_delivery(postgres, instance, receiver: Receiver) -> str:
+    channel = ChannelsResource(webhook_url=receiver.url, webhook_secret=SECRET,
+                               webhook_backoff_seconds=0.2).channel("webhook")
+    try:
+        channel.deliver(7, {"id": 7, "dedup_key": "k", "title": "Disk"}, None)
+    finally:
+        channel.close()
+    return "notification:7:webhook"
+
+
+def events_delivery(postgres, instance, receiver: Receiver) -> str:
+    hook = add_webhook(postgres, receiver.url)
+    event = webhook_event(postgres, hook)
+    request = evaluate(postgres, instance).run_requests[0]
+    config = {"event_ids": event_ids(request), "webhook_backoff_seconds": 0.2}
+    assert events_job.execute_in_process(run_config={"ops": {"handle_events": {"config": config}}}, instance=instance,
+                                         resources={"postgres": postgres, "notifier": notifier(postgres)}).success
+    assert sql(postgres, "SELECT attempt, status_code, success FROM webhook_deliveries ORDER BY attempt") == [
+        (1, 429, False), (2, 503, False), (3, 200, True)]
+    return f"webhook:{event}:{hook}"
+
+
+@pytest.mark.parametrize("send", [generic_channel_delivery, events_delivery])
+def test_the_generic_and_the_events_webhook_follow_the_one_retry_rule(postgres, instance, send):
+    with Receiver(SECRET, replies=[(429, {"Retry-After": "1"}), (503, {})]) as receiver:
+        message_id = send(postgres, instance, receiver)
+    first, second, third = (r.at for r in receiver.requests)
+    assert len(receiver.requests) == 3
+    assert second - first >= 1.0  # the receiver's Retry-After, over the 0.15–0.25 s backoff
+    assert 0.3 <= third - second < 1.0  # then the backoff's second step: 0.2 s · 2, ±25 %
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {message_id}
+    assert all(receivers_key(SECRET).verify(r.body, r.headers, json_parse=False) is None for r in receiver.requests)
+
+
+def test_a_long_wait_hint_hands_the_webhook_to_the_retry_queue(postgres, instance):
+    with Receiver(SECRET, replies=[(429, {"Retry-After": "120"})]) as receiver:
+        hook = add_webhook(postgres, receiver.url)
+        event = webhook_event(postgres, hook)
+        started = time.monotonic()
+        result = run(postgres, instance, evaluate(postgres, instance).run_requests[0])
+        assert result.success and time.monotonic() - started < 20 and len(receiver.requests) == 1
+        assert output_metadata(result)["webhooks_to_retry_queue"] == 1
+        [(outcome, error)] = sql(postgres, "SELECT outcome, error FROM events_handled")
+        assert outcome == "failed" and "asked to wait 120 s" in error and "the retry queue sends it at" in error
+        [(job, payload, due_in)] = sql(
+            postgres, "SELECT job_name, payload, extract(epoch FROM run_at - now()) FROM retry_jobs")
+        assert (job, payload) == ("webhook.redeliver", {"event_id": event, "webhook_id": hook}) and 110 <= due_in <= 121
+        assert sql(postgres, "SELECT count(*) FROM dead_letters") == [(0,)]
+
+        later = datetime.now(UTC) + timedelta(seconds=121)
+        assert process_ready(postgres, NotifierResource(postgres=postgres), "run-1", now=later)["completed"] == 1
+    assert len(receiver.requests) == 2
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {f"webhook:{event}:{hook}"}
+    assert sql(postgres, "SELECT attempt, status_code, success FROM webhook_deliveries ORDER BY attempt") == [
+        (1, 429, False), (2, 200, True)]
+    assert sql(postgres, "SELECT outcome, error FROM events_handled") == [("delivered", None)]

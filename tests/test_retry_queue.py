@@ -26,8 +26,8 @@ TOKEN = "Bearer tok-123-never-shown"
 class Endpoint(LocalServer):
     """A real HTTP server on 127.0.0.1 that answers each path with a status and counts the calls."""
 
-    def __init__(self, status: int = 200):
-        self.status = status
+    def __init__(self, status: int = 200, headers: dict[str, str] | None = None):
+        self.status, self.headers = status, headers or {}
         self.calls: Counter = Counter()
         self.bodies: list[tuple[str, str | None, bytes]] = []
         self._lock = threading.Lock()
@@ -40,6 +40,8 @@ class Endpoint(LocalServer):
             self.calls[handler.path.split("?")[0]] += 1
             self.bodies.append((handler.path, handler.headers.get("Authorization"), body))
         handler.send_response(self.status)
+        for name, value in self.headers.items():
+            handler.send_header(name, value)
         handler.end_headers()
 
 
@@ -128,6 +130,24 @@ def test_five_failed_attempts_back_off_then_dead_letter_and_notify_once(postgres
     assert TOKEN not in str(sql(postgres, "SELECT payload::text, error FROM dead_letters")) + str(notes)
 
 
+def test_a_wait_the_other_side_asks_for_delays_the_retry_job(postgres, t0):
+    """Retry-After 300 s: the job waits that long, not the queue's 2 s, for a plain call and for a channel."""
+    with Endpoint(429, headers={"Retry-After": "300"}) as endpoint:
+        job = post(postgres, endpoint)
+        assert process_ready(postgres, NotifierResource(postgres=postgres), "run-1", now=t0)["retried"] == 1
+    _, attempts, run_at, _ = job_row(postgres, job)
+    assert attempts == 1 and 295 <= (run_at - datetime.now(UTC)).total_seconds() <= 301
+
+    with Receiver(SECRET, replies=[(503, {})] * 3 + [(429, {"Retry-After": "300"})]) as receiver:
+        notifier = webhook_notifier(postgres, receiver)
+        message = Notification(type="test", severity=Severity.WARN, title="Disk", body="full", dedup_key="disk:9")
+        assert notifier.send(message) == "failed"
+        assert process_ready(postgres, notifier, "run-2", now=t0)["retried"] == 1
+    assert len(receiver.requests) == 4  # 3 inline attempts, then 1: the 300 s wait is not slept
+    [(run_at, error)] = sql(postgres, "SELECT run_at, last_error FROM retry_jobs WHERE job_name = 'notification.redeliver'")
+    assert 295 <= (run_at - datetime.now(UTC)).total_seconds() <= 301 and "asked to wait 300 s" in error
+
+
 def test_unknown_job_names_and_final_errors_are_dead_at_once(postgres, t0):
     with postgres.begin() as conn, pytest.raises(ValueError, match="no retry handler for 'no.such.job'"):
         enqueue(conn, "no.such.job", {})
@@ -142,7 +162,7 @@ def test_unknown_job_names_and_final_errors_are_dead_at_once(postgres, t0):
         counts = process_ready(postgres, NotifierResource(postgres=postgres), "run-1", now=t0)
     assert counts["dead"] == 3 and counts["claimed"] == 3 and counts["notified"] == 3
     errors = dict(sql(postgres, "SELECT id, last_error FROM retry_jobs WHERE status = 'dead' AND attempts = 1"))
-    assert errors[unknown] == "no handler for job 'no.such.job' (known: http.request, notification.redeliver)"
+    assert errors[unknown] == "no handler for job 'no.such.job' (known: http.request, notification.redeliver, webhook.redeliver)"
     assert errors[rejected].endswith("/gone: HTTP 404 (not retried)") and "key=abc" not in errors[rejected]
     assert errors[no_url] == "payload field 'url' must be a str, got None"
     assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -38,6 +39,7 @@ class Result:
     outcome: str  # one of OUTCOMES
     error: str | None = None
     counts: dict[str, int] = field(default_factory=dict)  # e.g. webhook_attempts, emails_sent
+    retry_at: datetime | None = None  # handed to the retry queue, to be tried again at this time (UTC)
 
 
 class InvalidEvent(ValueError):

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+import ops_platform.events.webhooks  # noqa: F401 - registers the webhook.redeliver handler the queue runs
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY

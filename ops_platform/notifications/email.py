@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
-from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, backoff_delay
+from ops_platform.notifications.channels import DeliveryError
 from ops_platform.notifications.http import RetryingHttp
+from ops_platform.notifications.retry import Final, Retryable, RetryRule
 
 API_BATCH_LIMIT = 100  # Resend's batch endpoint takes at most 100 emails per call
 SMTP_REPLY_CHARS = 200  # of a server's reply kept in the error
@@ -59,21 +60,25 @@ def one_line(subject: str) -> str:
 
 class SmtpSender:
     """One SMTP connection per batch. Connection drops, timeouts and 4xx replies are retried (from the
-    first email not yet accepted); 5xx replies, refused logins and TLS problems are final at once."""
+    first email not yet accepted) by the one `RetryRule`; 5xx replies, refused logins and TLS problems are
+    final at once."""
 
     def __init__(self, host: str, port: int = 587, username: str | None = None, password: str | None = None,
                  starttls: bool = True, sender: str = "ops@localhost", attempts: int = 3,
                  backoff_seconds: float = 1.0, timeout_seconds: float = 10.0):
         self.host, self.port, self.starttls, self.sender = host, port, starttls, sender
         self._login = (username, password) if username else None
-        self.attempts, self.backoff_seconds, self.timeout_seconds = max(1, attempts), backoff_seconds, timeout_seconds
+        self.rule, self.timeout_seconds = RetryRule(max(1, attempts), backoff_seconds), timeout_seconds
 
     def send_batch(self, emails: Sequence[Email]) -> list[str]:
+        """Message-IDs in the order of `emails`; DeliveryError (see `RetryRule.call`) when the server refuses
+        or stays unreachable, its error saying how many of the batch were accepted."""
         _check(emails)
         messages = [self._message(e) for e in emails]
         sent = 0
-        error = "not attempted"
-        for attempt in range(1, self.attempts + 1):
+
+        def attempt() -> list[str]:
+            nonlocal sent
             try:
                 with smtplib.SMTP(self.host, self.port, timeout=self.timeout_seconds) as smtp:
                     if self.starttls:
@@ -85,22 +90,19 @@ class SmtpSender:
                         sent += 1
                 return [m["Message-ID"] for m in messages]
             except (smtplib.SMTPNotSupportedError, smtplib.SMTPAuthenticationError, ssl.SSLError) as exc:
-                raise DeliveryError(f"email (SMTP): {_smtp_error(exc)} {NOT_RETRIED}", attempt) from None
+                raise Final(_smtp_error(exc)) from None
             except smtplib.SMTPRecipientsRefused as exc:
-                codes = [code for code, _ in exc.recipients.values()]
-                error = f"recipients refused ({', '.join(map(str, sorted(set(codes))))})"
-                if min(codes) >= 500:
-                    raise DeliveryError(f"email (SMTP): {error} {NOT_RETRIED}", attempt) from None
+                codes = sorted({code for code, _ in exc.recipients.values()})
+                error, final = f"recipients refused ({', '.join(map(str, codes))})", min(codes) >= 500
             except smtplib.SMTPResponseException as exc:
-                error = _smtp_error(exc)
-                if exc.smtp_code >= 500:
-                    raise DeliveryError(f"email (SMTP): {error} {NOT_RETRIED}", attempt) from None
+                error, final = _smtp_error(exc), exc.smtp_code >= 500
             except (smtplib.SMTPException, OSError) as exc:
-                error = type(exc).__name__
-            if attempt < self.attempts:
-                time.sleep(backoff_delay(self.backoff_seconds, attempt))
-        raise DeliveryError(f"email (SMTP): {error} after {self.attempts} attempts ({sent} of {len(messages)} sent)",
-                            self.attempts)
+                error, final = type(exc).__name__, False
+            if final:
+                raise Final(error)
+            raise Retryable(f"{error} ({sent} of {len(messages)} sent)")
+
+        return self.rule.call(attempt, "email (SMTP)")
 
     def close(self) -> None:
         """Nothing held between batches: each batch opens and closes its own connection."""

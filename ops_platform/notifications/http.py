@@ -1,51 +1,107 @@
-"""One retrying HTTP client per channel object, shared by the provider channels (chat, Twilio, email API).
+"""Outgoing HTTP: one attempt (`post_once`), the wait a provider asks for (`wait_hint`), and the retrying
+client the provider channels share (`RetryingHttp`, chat, Twilio, email API, the generic webhook). Every
+retry goes through `retry.RetryRule`, as do the events outbox's webhooks.
 
-5xx, 429 and network errors are retried with exponential backoff and jitter (a numeric Retry-After is
-honoured up to the cap); other 4xx are final at once. Error texts name the channel and the status, never
-the URL (Slack/Teams URLs and Telegram's path embed a secret) and never a secret value.
+Error texts name the channel and the status, never the URL (Slack/Teams URLs and Telegram's path embed
+a secret) and never a secret value.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
-from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, backoff_delay, retryable_status
+from ops_platform.notifications.channels import retryable_status
+from ops_platform.notifications.retry import Final, Retryable, RetryRule
 
-RETRY_AFTER_CAP_SECONDS = 60.0
 DETAIL_CHARS = 200
+EPOCH_SECONDS_FROM = 1_000_000_000  # a reset header this large is a Unix time, not a number of seconds
+
+
+def wait_hint(response: httpx.Response) -> float | None:
+    """Seconds the provider asks us to wait before trying again (≥ 0), or None when it says nothing.
+
+    Read in this order: `Retry-After` as seconds or as an HTTP date (Slack, Twilio, Teams, most APIs);
+    on a 429, Telegram's JSON body `{"parameters": {"retry_after": 3}}`, then `RateLimit-Reset` /
+    `X-RateLimit-Reset` (seconds, or a Unix time when ≥ 10^9) and `X-RateLimit-Reset-After` (seconds).
+    A value that does not parse counts as not given.
+    """
+    retry_after = response.headers.get("Retry-After")
+    if retry_after is not None:
+        return _seconds(retry_after, dates=True)
+    if response.status_code != 429:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    parameters = body.get("parameters") if isinstance(body, dict) else None
+    if isinstance(parameters, dict) and isinstance(parameters.get("retry_after"), int | float):
+        return max(0.0, float(parameters["retry_after"]))
+    for header in ("RateLimit-Reset", "X-RateLimit-Reset", "X-RateLimit-Reset-After"):
+        if header in response.headers:
+            return _seconds(response.headers[header], dates=False)
+    return None
+
+
+def _seconds(value: str, dates: bool) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        if not dates:
+            return None
+        try:
+            at = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (at - datetime.now(UTC)).total_seconds())
+    if number >= EPOCH_SECONDS_FROM:
+        number -= datetime.now(UTC).timestamp()
+    return max(0.0, number)
+
+
+def post_once(client: httpx.Client, url: str, detail: Callable[[httpx.Response], str] = lambda r: "",
+              **request: Any) -> httpx.Response:
+    """One POST (`request`: httpx's keyword arguments). Returns a 2xx response; raises `Retryable` (network
+    error, 408/425/429/5xx, with the provider's wait hint) or `Final` (an invalid URL, any other status).
+    The error is `HTTP <status>` + `detail(response)`, or the exception's type name."""
+    try:
+        response = client.post(url, **request)
+    except httpx.TransportError as exc:
+        raise Retryable(type(exc).__name__) from None
+    except httpx.HTTPError as exc:  # e.g. an invalid URL: no retry can fix it
+        raise Final(type(exc).__name__) from None
+    if response.status_code < 300:
+        return response
+    error = f"HTTP {response.status_code}{detail(response)}"
+    if retryable_status(response.status_code):
+        raise Retryable(error, response.status_code, wait_hint(response))
+    raise Final(error, response.status_code)
 
 
 class RetryingHttp:
+    """One httpx client per channel object, its POSTs retried by the one `RetryRule`."""
+
     def __init__(self, name: str, attempts: int = 3, backoff_seconds: float = 1.0, timeout_seconds: float = 10.0,
                  auth: tuple[str, str] | None = None, secrets: Iterable[str | None] = ()):
-        self.name, self.attempts, self.backoff_seconds = name, max(1, attempts), backoff_seconds
+        self.name, self.rule = name, RetryRule(max(1, attempts), backoff_seconds)
         self._secrets = [s for s in secrets if s]
         self._client = httpx.Client(timeout=timeout_seconds, auth=auth)
 
-    def post(self, url: str, **request: Any) -> httpx.Response:
-        """The first 2xx response; DeliveryError(message, attempts) when the provider refuses or stays down."""
-        error = "not attempted"
-        for attempt in range(1, self.attempts + 1):
-            delay = backoff_delay(self.backoff_seconds, attempt)
-            try:
-                response = self._client.post(url, **request)
-                if response.status_code < 300:
-                    return response
-                error = f"HTTP {response.status_code}{self._detail(response)}"
-                if not retryable_status(response.status_code):
-                    raise DeliveryError(f"{self.name}: {error} {NOT_RETRIED}", attempt)
-                delay = max(delay, _retry_after(response))
-            except httpx.TransportError as exc:
-                error = type(exc).__name__
-            except httpx.HTTPError as exc:  # e.g. an invalid URL: no retry can fix it
-                raise DeliveryError(f"{self.name}: {type(exc).__name__} {NOT_RETRIED}", attempt) from None
-            if attempt < self.attempts:
-                time.sleep(delay)
-        raise DeliveryError(f"{self.name}: {error} after {self.attempts} attempts", self.attempts)
+    def post(self, url: str, fresh_headers: Callable[[], dict[str, str]] | None = None,
+             **request: Any) -> httpx.Response:
+        """The first 2xx response; DeliveryError (see `RetryRule.call`) when the provider refuses or stays
+        down. `fresh_headers` is called before each attempt (a signature over a new timestamp)."""
+
+        def attempt() -> httpx.Response:
+            headers = request.get("headers", {}) | (fresh_headers() if fresh_headers else {})
+            return post_once(self._client, url, self._detail, **request | {"headers": headers})
+
+        return self.rule.call(attempt, self.name)
 
     def close(self) -> None:
         self._client.close()
@@ -62,10 +118,3 @@ class RetryingHttp:
         for secret in self._secrets:
             reason = reason.replace(secret, "***")
         return f": {reason[:DETAIL_CHARS]}"
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return min(float(response.headers.get("Retry-After", 0)), RETRY_AFTER_CAP_SECONDS)
-    except ValueError:  # an HTTP date: fall back to our own backoff
-        return 0.0

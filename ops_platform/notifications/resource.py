@@ -165,7 +165,8 @@ class NotifierResource(dg.ConfigurableResource):
                 tries = getattr(err, "attempts", 0)
                 attempts = max(attempts, tries)
                 failures.append(str(err))
-                on_delivery_failure(conn, notification_id, name, str(err), tries, payload)
+                on_delivery_failure(conn, notification_id, name, str(err), tries, payload,
+                                    getattr(err, "retry_at", None))
         status = "failed" if failures else "sent"
         _finish(conn, notification_id, status, decision.channels, "; ".join(failures + notes) or None, attempts)
         return status
@@ -225,10 +226,11 @@ class _Policy:
 
 
 def on_delivery_failure(conn: Connection, notification_id: int, channel: str, error: str, attempts: int,
-                        payload: dict) -> None:
+                        payload: dict, retry_at: datetime | None = None) -> None:
     """A channel gave up on a message after its inline attempts: the retry queue tries again later
-    (5 attempts with backoff, in this transaction so the failure and the retry are recorded together)
-    and dead-letters it when those run out. The queue's own dead-job notices are dead-lettered at once:
+    (5 attempts with backoff, in this transaction so the failure and the retry are recorded together;
+    not before `retry_at`, the wait the provider asked for, when given) and dead-letters it when those
+    run out. The queue's own dead-job notices are dead-lettered at once:
     retrying them through the channel that is failing could chain notices about notices."""
     from ops_platform.retry_queue.queue import DEAD_KEY_PREFIX, enqueue  # here: the queue imports this package
 
@@ -236,7 +238,8 @@ def on_delivery_failure(conn: Connection, notification_id: int, channel: str, er
     if str(payload.get("dedup_key", "")).startswith(DEAD_KEY_PREFIX):
         dead_letter(conn, source=f"notify:{channel}", dedup_key=key, error=error, attempts=attempts, payload=payload)
         return
-    enqueue(conn, "notification.redeliver", {"notification_id": notification_id, "channel": channel}, dedup_key=key)
+    enqueue(conn, "notification.redeliver", {"notification_id": notification_id, "channel": channel}, dedup_key=key,
+            run_at=retry_at)
 
 
 def _group_message(message_type: str, members: list[Notification]) -> Notification:

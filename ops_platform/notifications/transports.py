@@ -13,10 +13,11 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy import Connection
 
-from ops_platform.notifications.channels import Channel, OutboxChannel, WebhookChannel
+from ops_platform.notifications.channels import Channel, OutboxChannel
 from ops_platform.notifications.chat import SlackChannel, TeamsChannel, TelegramChannel
 from ops_platform.notifications.email import ApiEmailSender, EmailChannel, EmailSender, OutboxEmailSender, SmtpSender
 from ops_platform.notifications.twilio import CallChannel, SmsChannel
+from ops_platform.notifications.webhook import WebhookChannel
 from ops_platform.settings import ConfigError
 
 DEFAULT_ALIASES: dict[str, str] = {}

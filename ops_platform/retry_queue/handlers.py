@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 from ops_platform.framework.controls import COMMS, KILL_SWITCH, read_controls
 from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, retryable_status
+from ops_platform.notifications.http import wait_hint
 from ops_platform.notifications.message import Notification, Severity
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import ConfigError
@@ -31,7 +33,12 @@ class PermanentError(RuntimeError):
 
 
 class TransientError(RuntimeError):
-    """Worth another attempt later."""
+    """Worth another attempt later: after the queue's backoff, and not before `retry_at` (UTC) when the
+    other side named a time (its wait hint)."""
+
+    def __init__(self, message: str, retry_at: datetime | None = None):
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 class Deferred(RuntimeError):
@@ -104,7 +111,9 @@ def redeliver_notification(payload: dict[str, Any], resources: HandlerResources)
         try:
             transport.deliver(notification_id, message.payload(notification_id), conn)
         except DeliveryError as err:
-            raise (PermanentError if NOT_RETRIED in str(err) else TransientError)(str(err)) from None
+            if NOT_RETRIED in str(err):
+                raise PermanentError(str(err)) from None
+            raise TransientError(str(err), err.retry_at) from None
         finally:
             close = getattr(transport, "close", None)
             if close:
@@ -123,8 +132,8 @@ def redeliver_notification(payload: dict[str, Any], resources: HandlerResources)
 
 @handler("http.request")
 def http_request(payload: dict[str, Any], resources: HandlerResources) -> None:
-    """A generic outbound call: 2xx succeeds; 5xx, 408, 425, 429 and network errors are retried;
-    any other status is final. Errors name the URL without query or credentials."""
+    """A generic outbound call: 2xx succeeds; 5xx, 408, 425, 429 and network errors are retried (not before
+    the wait the server asked for, `http.wait_hint`); any other status is final. Errors name the URL without query or credentials."""
     method = _field(payload, "method", str).upper()
     if method not in HTTP_METHODS:
         raise PermanentError(f"payload field 'method' must be one of {', '.join(HTTP_METHODS)}, got {method!r}")
@@ -147,5 +156,6 @@ def http_request(payload: dict[str, Any], resources: HandlerResources) -> None:
     if 200 <= status < 300:
         return
     if retryable_status(status):
-        raise TransientError(f"{where}: HTTP {status}")
+        hint = wait_hint(response)
+        raise TransientError(f"{where}: HTTP {status}", datetime.now(UTC) + timedelta(seconds=hint) if hint else None)
     raise PermanentError(f"{where}: HTTP {status} {NOT_RETRIED}")

@@ -6,7 +6,9 @@ A job moves pending → running (claimed by one pass) → completed, back to pen
   them running in the same statement, so two processors never take the same job.
 - `attempts` counts starts: a claim adds one. After the n-th failed attempt the job waits
   backoff_seconds(n) = min(2·2^(n−1), 60) seconds (2, 4, 8, 16, then dead at the 5th failure).
-- A `PermanentError` (unknown job name, bad payload, a rejected request) is dead at once.
+- A `PermanentError` (unknown job name, bad payload, a rejected request) is dead at once. A
+  `TransientError` with `retry_at` (the wait the other side asked for: Retry-After and the like) waits
+  at least until then.
 - Dead: status 'dead', one dead letter (keyed by the job's dedup_key, else `retry_job:{id}`) and one
   WARN notification `retry_dead:{id}`. WARN, not SEV1: the seed rates persistent failures WARN
   ("WARN after 3 failures"), and nothing is lost (the dead letter keeps the work until someone
@@ -14,8 +16,8 @@ A job moves pending → running (claimed by one pass) → completed, back to pen
   jobs is grouped into one message by the notifier. The notification is sent after the job is
   marked dead; a pass that crashes in between is repaired by the next one (notified_at is NULL).
 - Abandoned claims: a job still 'running' RUNNING_TIMEOUT (10 min) after its claim belongs to a
-  pass that crashed (a whole pass takes at most ~6 min: 10 jobs × ~33 s of a channel's inline
-  attempts and timeouts). That start counts as a failed attempt: the job goes back to pending with
+  pass that crashed (a whole pass takes at most ~8 min: 10 jobs × ~50 s of a channel's inline
+  attempts, timeouts and obeyed waits, see notifications/retry.py). That start counts as a failed attempt: the job goes back to pending with
   backoff, or to the dead letters at max_attempts, so nothing is lost and a job that kills its
   worker cannot loop forever. Handlers therefore run at least once; they are written to be
   idempotent where they can be (a notification already 'sent' is not delivered again).
@@ -162,10 +164,14 @@ def finish(conn: Connection, job: Job, run_id: str, error: BaseException | None,
                       "run_at": at + timedelta(seconds=Deferred.DELAY_SECONDS)})
         return "deferred"
     message = str(error) if isinstance(error, PermanentError) else f"{type(error).__name__}: {error}"
-    return _record_failure(conn, job, message, at, permanent=isinstance(error, PermanentError))
+    return _record_failure(conn, job, message, at, permanent=isinstance(error, PermanentError),
+                           not_before=getattr(error, "retry_at", None))
 
 
-def _record_failure(conn: Connection, job: Job, error: str, at: datetime, permanent: bool) -> str:
+def _record_failure(conn: Connection, job: Job, error: str, at: datetime, permanent: bool,
+                    not_before: datetime | None = None) -> str:
+    """Back to pending after the backoff (and not before `not_before`, a wait the other side asked for),
+    or dead when permanent or out of attempts. Returns 'retried' or 'dead'."""
     error = error[:2000]
     if permanent or job.attempts >= job.max_attempts:
         conn.execute(text("UPDATE retry_jobs SET status = 'dead', last_error = :error, locked_by = NULL,"
@@ -176,7 +182,8 @@ def _record_failure(conn: Connection, job: Job, error: str, at: datetime, perman
         return "dead"
     conn.execute(text("UPDATE retry_jobs SET status = 'pending', last_error = :error, run_at = :run_at,"
                       " locked_by = NULL, locked_at = NULL WHERE id = :id"),
-                 {"id": job.id, "error": error, "run_at": at + timedelta(seconds=backoff_seconds(job.attempts))})
+                 {"id": job.id, "error": error,
+                  "run_at": max(at + timedelta(seconds=backoff_seconds(job.attempts)), not_before or at)})
     return "retried"
 
 
