@@ -12,17 +12,23 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 import yaml
-from helpers import wait_for
+from helpers import Receiver, sql, wait_for
 
+from ops_platform.framework.run_keys import run_key
+from ops_platform.jobs.events import events_job
+from ops_platform.notifications import NotifierResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL
 from ops_platform.sensors.dead_run_workers import dead_run_workers, process_running, worker_pid
+from ops_platform.sensors.events_outbox import events_outbox_sensor
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
@@ -102,3 +108,79 @@ def test_a_killed_run_worker_frees_its_pool_slot_and_its_run_is_retried(dagster_
             wait_for(lambda: status(instance, run_id) == dg.DagsterRunStatus.SUCCESS, f"run {run_id} to succeed",
                      timeout=60)
         assert slot_holders(instance) == set()
+
+
+EVENTS_WORKER = """
+import json, sys
+import dagster as dg
+from ops_platform.jobs.events import events_job
+from ops_platform.notifications import NotifierResource
+from ops_platform.resources.postgres import PostgresResource
+postgres = PostgresResource(url=sys.argv[1])
+with dg.DagsterInstance.get() as instance:
+    events_job.execute_in_process(run_config=json.loads(sys.argv[2]), tags=json.loads(sys.argv[3]), instance=instance,
+                                  resources={"postgres": postgres, "notifier": NotifierResource(postgres=postgres)})
+"""
+
+
+@dataclass
+class HoldingReceiver(Receiver):
+    """A webhook consumer that stops answering from its `hold_from`-th request until `release` is set."""
+
+    hold_from: int = 3
+    release: threading.Event = field(default_factory=threading.Event)
+    arrived: int = 0
+
+    def respond(self, handler, body):
+        self.arrived += 1
+        if self.arrived >= self.hold_from:
+            self.release.wait(timeout=60)
+        super().respond(handler, body)
+
+    def before_shutdown(self):
+        self.release.set()
+
+
+def events_tick(instance, postgres, cursor):
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"postgres": postgres}) as context:
+        return events_outbox_sensor(context)
+
+
+def test_events_of_a_killed_run_are_redone_at_the_next_tick_and_delivered(dagster_home, postgres):
+    home, env, _ = dagster_home
+    secret = "webhook-row-secret-crash"
+    with HoldingReceiver(secret) as receiver, dg.DagsterInstance.from_config(str(home)) as instance:
+        hook = sql(postgres, "INSERT INTO webhooks (url, secret) VALUES (:u, :s) RETURNING id",
+                   u=receiver.url, s=secret)[0][0]
+        events = [sql(postgres, "INSERT INTO events_outbox (name, payload) VALUES ('webhook/send', CAST(:p AS jsonb))"
+                      " RETURNING id", p=json.dumps({"webhook_id": hook, "event": "e", "data": {"n": n}}))[0][0]
+                  for n in range(5)]
+        tick = events_tick(instance, postgres, None)
+        [request] = tick.run_requests
+        worker = subprocess.Popen([sys.executable, "-c", EVENTS_WORKER, postgres.url, json.dumps(request.run_config),
+                                   json.dumps({"dagster/run_key": request.run_key})], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: receiver.arrived == 3, "two events delivered, the third one in flight", timeout=45)
+            assert sql(postgres, "SELECT count(*) FROM events_handled")[0][0] == 2
+            [run] = instance.get_runs(dg.RunsFilter(job_name=events_job.name))
+            assert events_tick(instance, postgres, tick.cursor).run_requests == []  # its run holds them: no redo
+        finally:
+            worker.kill()  # SIGKILL mid-delivery
+            worker.wait(timeout=30)
+        dead_run_workers(dg.build_sensor_context(instance=instance))
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        receiver.release.set()
+
+        redo = events_tick(instance, postgres, tick.cursor)  # the cursor is long past these events
+        assert [r.run_key for r in redo.run_requests] == [run_key("events_redo", map(str, events[2:]))]
+        assert redo.run_requests[0].run_config["ops"]["handle_events"]["config"]["event_ids"] == events[2:]
+        result = events_job.execute_in_process(run_config=redo.run_requests[0].run_config, instance=instance,
+                                               resources={"postgres": postgres, "notifier": NotifierResource(
+                                                   postgres=postgres)})
+        assert result.success
+        assert events_tick(instance, postgres, redo.cursor).run_requests == []  # nothing left to redo
+    assert sql(postgres, "SELECT event_id, outcome FROM events_handled ORDER BY event_id") == [
+        (e, "delivered") for e in events]
+    received = sorted(r.json["data"]["n"] for r in receiver.requests)
+    assert received == [0, 1, 2, 2, 3, 4]  # the POST in flight when the worker died was sent again, as it must
