@@ -10,12 +10,15 @@ from ops_platform.resources.warehouse import WAREHOUSE_POOL
 class GateConfig(dg.Config):
     database_url: str
     lock_key: int
+    fail: bool = False
 
 
 @dg.op(pool=WAREHOUSE_POOL)
 def hold_warehouse_slot(config: GateConfig) -> None:
     with psycopg.connect(config.database_url) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (config.lock_key,))
+    if config.fail:
+        raise dg.Failure("failed on purpose", allow_retries=False)
 
 
 @dg.job(executor_def=dg.in_process_executor)  # the step runs in the run worker: one process to kill

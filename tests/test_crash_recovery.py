@@ -21,14 +21,17 @@ import dagster as dg
 import psycopg
 import pytest
 import yaml
+from crash_location import pooled_job
 from helpers import Receiver, sql, wait_for
 
 from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.events import events_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL
+from ops_platform.sensors.audit import audit_run_failure, audit_run_success
 from ops_platform.sensors.dead_run_workers import dead_run_workers, process_running, worker_pid
 from ops_platform.sensors.events_outbox import events_outbox_sensor
+from ops_platform.sensors.run_failures import job_failure_streaks
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
@@ -184,3 +187,53 @@ def test_events_of_a_killed_run_are_redone_at_the_next_tick_and_delivered(dagste
         (e, "delivered") for e in events]
     received = sorted(r.json["data"]["n"] for r in receiver.requests)
     assert received == [0, 1, 2, 2, 3, 4]  # the POST in flight when the worker died was sent again, as it must
+
+
+def status_sensor(sensor, instance, postgres, run_id, event_type):
+    """Evaluate a run-status sensor on the run's `event_type` event, as the daemon does when it reads it."""
+    event = instance.get_records_for_run(run_id, of_type=event_type).records[0].event_log_entry.dagster_event
+    context = dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_instance=instance,
+                                                 dagster_run=instance.get_run_by_id(run_id), dagster_event=event,
+                                                 resources={"postgres": postgres})
+    return sensor(context.for_run_failure() if event_type == dg.DagsterEventType.RUN_FAILURE else context)
+
+
+def test_a_run_failed_by_a_duplicate_worker_then_finished_is_audited_as_its_success(dagster_home, postgres):
+    home, env, database_url = dagster_home
+    lock_key = 7000 + next(_ids)
+    gate = psycopg.connect(database_url, autocommit=True)
+    gate.execute("SELECT pg_advisory_lock(%s)", (lock_key,))
+    config = {"ops": {"hold_warehouse_slot": {"config": {"database_url": database_url, "lock_key": lock_key}}}}
+    failing = {"ops": {"hold_warehouse_slot": {"config": {"database_url": database_url, "lock_key": 1, "fail": True}}}}
+    failure, success = dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for _ in range(2):  # two failed runs before: one more failure would be a streak of 3
+            pooled_job.execute_in_process(run_config=failing, instance=instance, raise_on_error=False)
+        (home / "run.yaml").write_text(yaml.safe_dump(config))
+        worker = subprocess.Popen([sys.executable, "-m", "dagster", "job", "execute", "-m", "crash_location", "-j",
+                                   "pooled_job", "-c", str(home / "run.yaml"),
+                                   "--tags", json.dumps({"dagster/max_retries": "0"})],
+                                  env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [run] = wait_for(lambda: worker.poll() is None and instance.get_runs(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) or worker.poll() is not None and pytest.fail(
+            worker.stderr.read()), "the real worker to start", timeout=45)
+        wait_for(lambda: run.run_id in slot_holders(instance), "the real worker to be in its step")
+        # What a duplicate run worker does when it finds the run already STARTED (and run monitoring off):
+        instance.report_run_failed(run, f"pooled_job ({run.run_id}) started a new run worker while the run was "
+                                        "already in state STARTED. Marking the run as failed.")
+        status_sensor(audit_run_failure, instance, postgres, run.run_id, failure)  # the daemon sees the failure
+        assert sql(postgres, "SELECT success FROM audit_log WHERE run_id = :r", r=run.run_id) == [(False,)]
+        assert sql(postgres, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")[0][0] == 1
+
+        gate.close()  # the real worker finishes its step
+        assert worker.wait(timeout=60) == 0, worker.stderr.read()
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS  # Dagster's final record
+        status_sensor(audit_run_success, instance, postgres, run.run_id, success)
+        status_sensor(audit_run_failure, instance, postgres, run.run_id, failure)  # a failure tick read late
+        assert status_sensor(job_failure_streaks, instance, postgres, run.run_id, failure) is None
+
+        later = pooled_job.execute_in_process(run_config=failing, instance=instance, raise_on_error=False)
+        assert status_sensor(job_failure_streaks, instance, postgres, later.run_id, failure) is None  # the success broke it
+    assert sql(postgres, "SELECT success, error FROM audit_log WHERE run_id = :r", r=run.run_id) == [(True, None)]
+    assert sql(postgres, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")[0][0] == 0
+    assert sql(postgres, "SELECT count(*) FROM incidents")[0][0] == 0
