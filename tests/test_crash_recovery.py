@@ -86,13 +86,12 @@ def test_a_killed_run_worker_frees_its_pool_slot_and_its_run_is_retried(dagster_
     gate = psycopg.connect(database_url, autocommit=True)  # held: steps block until the test lets them go
     gate.execute("SELECT pg_advisory_lock(%s)", (lock_key,))
     config = {"ops": {"hold_warehouse_slot": {"config": {"database_url": database_url, "lock_key": lock_key}}}}
-    first, queued = str(uuid.uuid4()), str(uuid.uuid4())
+    runs = {str(uuid.uuid4()), str(uuid.uuid4())}  # say a sync and a backfill: one warehouse slot for both
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        launcher = launch(env, home, first, config)
-        assert launcher.wait(timeout=60) == 0, launcher.stderr.read()
-        wait_for(lambda: first in slot_holders(instance), "the first run to take the warehouse slot", timeout=45)
-        second = launch(env, home, queued, config)  # the next sync: needs the one warehouse slot
-        assert second.wait(timeout=60) == 0, second.stderr.read()
+        for launcher in [launch(env, home, run_id, config) for run_id in runs]:
+            assert launcher.wait(timeout=60) == 0, launcher.stderr.read()
+        [first] = wait_for(lambda: slot_holders(instance) & runs, "a run to take the warehouse slot", timeout=45)
+        [queued] = runs - {first}
 
         pid, _ = worker_pid(instance, first)
         os.kill(pid, signal.SIGKILL)  # mid-step, holding the slot
