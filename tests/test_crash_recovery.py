@@ -97,6 +97,7 @@ def test_a_killed_run_worker_frees_its_pool_slot_and_its_run_is_retried(dagster_
         os.kill(pid, signal.SIGKILL)  # mid-step, holding the slot
         wait_for(lambda: not process_running(pid, since=0), "the killed worker to be gone")
         assert status(instance, first) == dg.DagsterRunStatus.STARTED  # Dagster alone would wait 2 h
+        assert slot_holders(instance) == {first}  # and the dead run keeps the slot: the other run cannot start
 
         dead_run_workers(dg.build_sensor_context(instance=instance))
         assert status(instance, first) == dg.DagsterRunStatus.FAILURE

@@ -114,7 +114,9 @@ def events_outbox_sensor(context: dg.SensorEvaluationContext, postgres: Postgres
         return dg.SensorResult(skip_reason=skip, cursor=context.cursor)
     now = datetime.now(UTC)
     new, cursor = new_event_batches(postgres, context.cursor)
-    redo = list(batches(stranded_event_ids(context.instance, postgres, now), EVENTS_PER_RUN))
+    offered = {i for ids in new for i in ids}  # after a cursor reset, stranded events are read as new too
+    stranded = [i for i in stranded_event_ids(context.instance, postgres, now) if i not in offered]
+    redo = list(batches(stranded, EVENTS_PER_RUN))
     requests = [events_request("events", ids, now) for ids in new] + [
         events_request("events_redo", ids, now) for ids in redo]
     if not requests:
