@@ -1,9 +1,11 @@
-"""A run that dies frees what it held and its work is redone: real run workers killed with SIGKILL.
+"""A run that dies frees what it held and its work is redone: real processes killed with SIGKILL.
 
 The instance is dagster.yaml's (Postgres storage, the `warehouse` pool limited to 1, run retries,
-run monitoring) with shorter monitoring intervals, on the test's embedded Postgres. Runs are launched
-with `dagster job launch` and executed by a real `dagster-daemon run` (queue, run retries, slot
-release) through the DefaultRunLauncher, as under `ops up`.
+run monitoring) with shorter monitoring intervals and cancel timeout, on the test's embedded Postgres.
+Runs are launched with `dagster job launch` and executed by a real `dagster-daemon run` (queue, run
+retries, slot release) through the DefaultRunLauncher, as under `ops up`; "the platform" killed is
+that daemon with its code server and run workers. The dead_run_workers sensor is evaluated by the
+test (its 30 s interval is too long to wait for), everything else by the daemon.
 """
 
 import itertools
@@ -36,7 +38,7 @@ from ops_platform.sensors.run_failures import job_failure_streaks
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
 _ids = itertools.count(1)
-FAST_MONITORING = {"poll_interval_seconds": 1, "free_slots_after_run_end_seconds": 1}
+FAST_MONITORING = {"poll_interval_seconds": 1, "free_slots_after_run_end_seconds": 1, "cancel_timeout_seconds": 2}
 
 
 @pytest.fixture
@@ -54,15 +56,31 @@ def dagster_home(pg_server, tmp_path, monkeypatch):
     return tmp_path, env, database_url
 
 
+class Platform:
+    """A real `dagster-daemon run` in its own session: with it, its code server and the run workers it
+    launched, so kill() is kill -9 of the running platform, and start() is `ops up` again."""
+
+    def __init__(self, home: Path, env: dict):
+        self.home, self.env, self.process = home, env, None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(self.home / "workspace.yaml")],
+            env=self.env, cwd=self.home, start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=(self.home / "daemon.log").open("a"))
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
 @pytest.fixture
-def daemon(dagster_home):
+def platform(dagster_home):
     home, env, _ = dagster_home
-    process = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w",
-                                str(home / "workspace.yaml")], env=env, cwd=home, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=(home / "daemon.log").open("w"))
-    yield process
-    os.killpg(process.pid, signal.SIGKILL)  # the daemon, its code server and any run worker left
-    process.wait(timeout=30)
+    running = Platform(home, env)
+    running.start()
+    yield running
+    running.kill()
 
 
 def launch(env, home, run_id: str, config: dict) -> subprocess.Popen:
@@ -80,37 +98,70 @@ def status(instance, run_id):
     return run.status if run else None
 
 
-def test_a_killed_run_worker_frees_its_pool_slot_and_its_run_is_retried(dagster_home, daemon, pg_server):
-    home, env, database_url = dagster_home
+def hold_the_gate(database_url) -> tuple[psycopg.Connection, dict]:
+    """(a connection holding the advisory lock the steps wait on, the run config of such a step)."""
     lock_key = 7000 + next(_ids)
-    gate = psycopg.connect(database_url, autocommit=True)  # held: steps block until the test lets them go
+    gate = psycopg.connect(database_url, autocommit=True)
     gate.execute("SELECT pg_advisory_lock(%s)", (lock_key,))
-    config = {"ops": {"hold_warehouse_slot": {"config": {"database_url": database_url, "lock_key": lock_key}}}}
-    runs = {str(uuid.uuid4()), str(uuid.uuid4())}  # say a sync and a backfill: one warehouse slot for both
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        for launcher in [launch(env, home, run_id, config) for run_id in runs]:
-            assert launcher.wait(timeout=60) == 0, launcher.stderr.read()
-        [first] = wait_for(lambda: slot_holders(instance) & runs, "a run to take the warehouse slot", timeout=45)
-        [queued] = runs - {first}
+    return gate, {"ops": {"hold_warehouse_slot": {"config": {"database_url": database_url, "lock_key": lock_key}}}}
 
-        pid, _ = worker_pid(instance, first)
-        os.kill(pid, signal.SIGKILL)  # mid-step, holding the slot
-        wait_for(lambda: not process_running(pid, since=0), "the killed worker to be gone")
-        assert status(instance, first) == dg.DagsterRunStatus.STARTED  # Dagster alone would wait 2 h
-        assert slot_holders(instance) == {first}  # and the dead run keeps the slot: the other run cannot start
+
+def launch_runs(instance, env, home, config, count: int) -> tuple[str, set[str]]:
+    """Launch `count` runs that need the one warehouse slot (say a sync and a backfill) and wait until all
+    are STARTED: (the run in its step holding the slot, the others, waiting for it in their workers)."""
+    runs = {str(uuid.uuid4()) for _ in range(count)}
+    for launcher in [launch(env, home, run_id, config) for run_id in runs]:
+        assert launcher.wait(timeout=60) == 0, launcher.stderr.read()
+    [holder] = wait_for(lambda: slot_holders(instance) & runs, "a run to take the warehouse slot", timeout=45)
+    wait_for(lambda: all(status(instance, r) == dg.DagsterRunStatus.STARTED for r in runs), "every run to start")
+    return holder, runs - {holder}
+
+
+def kill_the_platform(platform, instance, runs) -> None:
+    """kill -9 the daemon, its code server and the run workers mid-step; start the platform again."""
+    pids = [worker_pid(instance, run_id)[0] for run_id in runs]
+    platform.kill()
+    assert not any(process_running(pid, since=0) for pid in pids)
+    platform.start()
+    assert {status(instance, r) for r in runs} == {dg.DagsterRunStatus.STARTED}  # nothing behind them
+
+
+def test_runs_killed_with_the_platform_are_failed_free_the_pool_slot_and_are_retried(dagster_home, platform):
+    home, env, database_url = dagster_home
+    gate, config = hold_the_gate(database_url)  # steps block until the test lets them go
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        holder, waiting = launch_runs(instance, env, home, config, 2)
+        runs = {holder, *waiting}
+        kill_the_platform(platform, instance, runs)
+        assert slot_holders(instance) == {holder}  # a dead run's slot: every later warehouse run would wait
 
         dead_run_workers(dg.build_sensor_context(instance=instance))
-        assert status(instance, first) == dg.DagsterRunStatus.FAILURE
-        wait_for(lambda: first not in slot_holders(instance), "run monitoring to free the dead run's slot")
-        assert instance.get_run_by_id(first).tags.get("dagster/will_retry") == "true"  # a crash, not a step failure
-        retry = wait_for(lambda: instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": first})),
-                         "the run retry", timeout=45)[0]
+        assert {status(instance, r) for r in runs} == {dg.DagsterRunStatus.FAILURE}
+        wait_for(lambda: not slot_holders(instance) & runs, "run monitoring to free the dead run's slot")
+        assert {instance.get_run_by_id(r).tags.get("dagster/will_retry") for r in runs} == {"true"}  # crashes
+        retries = wait_for(lambda: (found := [run.run_id for r in runs for run in instance.get_runs(
+            dg.RunsFilter(tags={"dagster/parent_run_id": r}))]) and len(found) == 2 and found, "the run retries",
+                           timeout=45)
 
-        gate.close()  # the steps may end now: the retry and the queued run both get the slot in turn
-        for run_id in (retry.run_id, queued):
+        gate.close()  # the steps may end now: the retries get the slot in turn
+        for run_id in retries:
             wait_for(lambda: status(instance, run_id) == dg.DagsterRunStatus.SUCCESS, f"run {run_id} to succeed",
                      timeout=60)
         assert slot_holders(instance) == set()
+
+
+def test_a_dead_run_canceled_by_hand_frees_its_pool_slot(dagster_home, platform):
+    home, env, database_url = dagster_home
+    gate, config = hold_the_gate(database_url)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        holder, _ = launch_runs(instance, env, home, config, 1)
+        kill_the_platform(platform, instance, {holder})
+        with pytest.raises(dg.DagsterError, match="Could not reach user code server"):
+            instance.run_coordinator.cancel_run(holder)  # the UI's Terminate: the server that ran it is gone
+        assert status(instance, holder) == dg.DagsterRunStatus.CANCELING
+        wait_for(lambda: status(instance, holder) == dg.DagsterRunStatus.CANCELED, "cancel_timeout_seconds to pass")
+        wait_for(lambda: slot_holders(instance) == set(), "run monitoring to free the canceled run's slot")
+    gate.close()
 
 
 EVENTS_WORKER = """
@@ -200,10 +251,7 @@ def status_sensor(sensor, instance, postgres, run_id, event_type):
 
 def test_a_run_failed_by_a_duplicate_worker_then_finished_is_audited_as_its_success(dagster_home, postgres):
     home, env, database_url = dagster_home
-    lock_key = 7000 + next(_ids)
-    gate = psycopg.connect(database_url, autocommit=True)
-    gate.execute("SELECT pg_advisory_lock(%s)", (lock_key,))
-    config = {"ops": {"hold_warehouse_slot": {"config": {"database_url": database_url, "lock_key": lock_key}}}}
+    gate, config = hold_the_gate(database_url)
     failing = {"ops": {"hold_warehouse_slot": {"config": {"database_url": database_url, "lock_key": 1, "fail": True}}}}
     failure, success = dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS
     with dg.DagsterInstance.from_config(str(home)) as instance:

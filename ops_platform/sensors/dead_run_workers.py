@@ -2,9 +2,11 @@
 
 Why our own sensor: Dagster's run monitoring detects dead run workers only through the run
 launcher's `check_run_worker_health`, and the DefaultRunLauncher (local subprocesses, what this
-platform uses) does not support it. Without this, a run whose worker was killed (kill -9, OOM,
-Postgres gone, the machine restarted) stays STARTED for up to 2 h, fills `max_concurrent_runs` and
-keeps its pool slots. The run worker writes its pid in its engine events ("Started process for run
+platform uses) does not support it. The code server that started a worker notices within a second
+when that worker dies and fails the run, but only while that code server lives and Postgres answers:
+when the platform itself was killed or restarted (or Postgres was down as the worker died), the run
+stays STARTED with nothing behind it for up to 2 h (`max_runtime_seconds`), fills
+`max_concurrent_runs` and keeps its pool slots. The run worker writes its pid in its engine events ("Started process for run
 (pid: N)", "Executing steps in process (pid: N)"); when that process no longer runs on this
 machine (or the pid now belongs to a younger process), the run is reported failed through
 `instance.report_run_failed`. From there Dagster's own settings take over (dagster.yaml): run
