@@ -119,9 +119,10 @@ def launch_runs(instance, env, home, config, count: int) -> tuple[str, set[str]]
 
 def kill_the_platform(platform, instance, runs) -> None:
     """kill -9 the daemon, its code server and the run workers mid-step; start the platform again."""
-    pids = [worker_pid(instance, run_id)[0] for run_id in runs]
+    workers = [worker_pid(instance, run_id) for run_id in runs]  # (pid, when it said so)
+    assert all(process_running(*worker) for worker in workers)
     platform.kill()
-    assert not any(process_running(pid, since=0) for pid in pids)
+    assert not any(process_running(*worker) for worker in workers)
     platform.start()
     assert {status(instance, r) for r in runs} == {dg.DagsterRunStatus.STARTED}  # nothing behind them
 
