@@ -21,6 +21,7 @@ from ops_platform.schedules.daily import DAILY_JOBS, DAILY_SCHEDULES
 from ops_platform.schedules.synthetics import synthetics_schedule
 from ops_platform.sensors.audit import AUDIT_SENSORS
 from ops_platform.sensors.canvas_alerts import canvas_alerts_sensor
+from ops_platform.sensors.dead_run_workers import dead_run_workers
 from ops_platform.sensors.digests import digests_sensor
 from ops_platform.sensors.events_outbox import events_outbox_sensor
 from ops_platform.sensors.health import health_monitor
@@ -39,7 +40,7 @@ defs = dg.Definitions(
           digests_job, scheduled_notifications_job, canvas_alerts_job, *DAILY_JOBS],
     schedules=[*SCHEDULES, synthetics_schedule, *DAILY_SCHEDULES],
     sensors=[stalled_builds_sensor, health_monitor, held_notifications_sensor, retry_queue_sensor, events_outbox_sensor,
-             watchers_sensor, warehouse_backfill_sensor, job_failure_streaks, digests_sensor, scheduled_notifications_sensor, canvas_alerts_sensor,
-             *AUDIT_SENSORS],
+             watchers_sensor, warehouse_backfill_sensor, job_failure_streaks, digests_sensor,
+             scheduled_notifications_sensor, canvas_alerts_sensor, dead_run_workers, *AUDIT_SENSORS],
     resources=build_resources(),
 )

@@ -104,3 +104,15 @@ class Receiver(LocalServer):
         for name, value in headers.items():
             handler.send_header(name, value)
         handler.end_headers()
+
+
+def wait_for(condition, what: str, timeout: float = 30.0, every: float = 0.2):
+    """Poll `condition` until it returns something truthy (returned), or fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)

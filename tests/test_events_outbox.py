@@ -21,6 +21,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from ops_platform.events.outbox import Result, consume
 from ops_platform.framework.controls import set_controls
+from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.events import EventsConfig, dispatch_table, events_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.notifications.transports import ChannelsResource
@@ -121,7 +122,7 @@ def test_webhook_is_signed_with_the_rows_secret_and_logged(postgres, instance):
         hook = add_webhook(postgres, receiver.url)
         event = webhook_event(postgres, hook, {"user": 42})
         tick = evaluate(postgres, instance)
-        assert [r.run_key for r in tick.run_requests] == [f"events:{event}-{event}"]
+        assert [r.run_key for r in tick.run_requests] == [run_key("events", [str(event)])]
         result = run(postgres, instance, tick.run_requests[0])
     assert result.success
     assert len(receiver.requests) == 1 and receiver.requests[0].signature_ok
@@ -310,7 +311,7 @@ def test_each_event_is_consumed_once_across_sensor_restarts_and_reruns(postgres,
         tick = evaluate(postgres, instance)
         assert evaluate(postgres, instance).run_requests[0].run_key == tick.run_requests[0].run_key  # same tick twice
         assert [event_ids(r) for r in tick.run_requests] == [first]
-        assert tick.run_requests[0].run_key == f"events:{first[0]}-{first[-1]}"
+        assert tick.run_requests[0].run_key == run_key("events", map(str, first))
         assert run(postgres, instance, tick.run_requests[0]).success
 
         after_restart = evaluate(postgres, instance, tick.cursor)  # the daemon restarts with its stored cursor

@@ -19,12 +19,16 @@ def record(
     duration_ms: int | None = None,
     output: dict[str, Any] | None = None,
 ) -> None:
-    """Insert an audit row. A run's outcome is recorded once even if reported twice."""
+    """Insert an audit row. A run's outcome is recorded once even if reported twice, except that a success
+    replaces a failure recorded before it: a run reported failed and then successful (a duplicate run
+    worker failed it, the real one finished) did its work, and its row must say so."""
     conn.execute(
         text(
             "INSERT INTO audit_log (action, action_type, run_id, success, error, duration_ms, output_data)"
             " VALUES (:action, :action_type, :run_id, :success, :error, :duration_ms, CAST(:output AS jsonb))"
-            " ON CONFLICT (run_id) WHERE action_type = 'run' DO NOTHING"
+            " ON CONFLICT (run_id) WHERE action_type = 'run' DO UPDATE SET success = true, error = NULL,"
+            " duration_ms = EXCLUDED.duration_ms, output_data = EXCLUDED.output_data"
+            " WHERE EXCLUDED.success AND NOT audit_log.success"
         ),
         {
             "action": action,

@@ -21,3 +21,9 @@ def dead_letter(
         {"source": source, "key": dedup_key, "payload": json.dumps(payload or {}, default=str),
          "error": error[:4000], "attempts": attempts},
     )
+
+
+def resolve_dead_letter(conn: Connection, dedup_key: str) -> None:
+    """Mark a dead letter handled, e.g. when the work it stood for succeeded after all."""
+    conn.execute(text("UPDATE dead_letters SET resolved_at = now() WHERE dedup_key = :key AND resolved_at IS NULL"),
+                 {"key": dedup_key})

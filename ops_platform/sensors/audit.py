@@ -3,6 +3,13 @@
 A failed run that Dagster will not retry (op retries exhausted, or run retries used up) is also
 dead-lettered, so exhausted work is listed in one table whatever job it was. Refusals by a control
 and runs canceled by a person are decisions, not exhausted work: audited, never dead-lettered.
+
+The audit keeps a run's final outcome, not an intermediate one. One run can be reported failed and
+then successful (two daemons launched it twice: the duplicate worker failed it, the real worker
+finished it; Dagster's record ends SUCCESS). So the failure and cancel sensors re-read the run from
+the instance and write nothing unless it still has their status (an event read late, after the success,
+is passed over), and the success sensor overrides a failure written before it and resolves that run's
+dead letter. A success is final: the run did its work, whatever a duplicate worker reports after it.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ops_platform.framework.audit import record
-from ops_platform.framework.dead_letters import dead_letter
+from ops_platform.framework.dead_letters import dead_letter, resolve_dead_letter
 from ops_platform.framework.guard import REFUSED_BY
 from ops_platform.resources.postgres import PostgresResource
 
@@ -41,15 +48,26 @@ def error_chain(error) -> str:
     return " <- ".join(messages)
 
 
-def record_outcome(context: dg.RunStatusSensorContext, postgres: PostgresResource, success: bool,
-                   error: str | None = None, exhausted: bool = False) -> None:
-    run = context.dagster_run
+def current_run(context: dg.RunStatusSensorContext, status: dg.DagsterRunStatus) -> dg.DagsterRun | None:
+    """The run as the instance has it now, if it still has `status`; None when a later event superseded it."""
+    run = context.instance.get_run_by_id(context.dagster_run.run_id)
+    if run is None or run.status != status:
+        context.log.info(f"run {context.dagster_run.run_id} is {run.status.value if run else 'gone'} now, "
+                         f"not {status.value}: its final outcome is audited by its own sensor")
+        return None
+    return run
+
+
+def record_outcome(context: dg.RunStatusSensorContext, postgres: PostgresResource, run: dg.DagsterRun,
+                   success: bool, error: str | None = None, exhausted: bool = False) -> None:
     stats = context.instance.get_run_stats(run.run_id)
     duration_ms = int((stats.end_time - stats.start_time) * 1000) if stats.start_time and stats.end_time else None
     with postgres.begin() as conn:
         record(conn, action=run.job_name, action_type="run", run_id=run.run_id, success=success, error=error,
                duration_ms=duration_ms, output=run_summary(context.instance, run.run_id))
-        if exhausted and run.tags.get("dagster/will_retry") != "true":
+        if success:
+            resolve_dead_letter(conn, f"run:{run.run_id}")  # written for a failure this success superseded
+        elif exhausted and run.tags.get("dagster/will_retry") != "true":
             dead_letter(conn, source=run.job_name, dedup_key=f"run:{run.run_id}", error=error or "failed",
                         attempts=int(run.tags.get("dagster/retry_number", 0)) + 1,
                         payload={"run_id": run.run_id, "partition": run.tags.get("dagster/partition")})
@@ -58,23 +76,28 @@ def record_outcome(context: dg.RunStatusSensorContext, postgres: PostgresResourc
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="audit_run_success",
                       default_status=dg.DefaultSensorStatus.RUNNING, description="Audits every successful run.")
 def audit_run_success(context: dg.RunStatusSensorContext, postgres: PostgresResource) -> None:
-    record_outcome(context, postgres, success=True)
+    record_outcome(context, postgres, context.dagster_run, success=True)
 
 
 @dg.run_failure_sensor(name="audit_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Audits every failed run and dead-letters the ones that will not be retried.")
 def audit_run_failure(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
+    run = current_run(context, dg.DagsterRunStatus.FAILURE)
+    if run is None:
+        return
     failures = [e.step_failure_data for e in context.get_step_failure_events()]
     step_errors = [error_chain(f.error) for f in failures if f.error]
     refused = any(f.user_failure_data and REFUSED_BY in f.user_failure_data.metadata for f in failures)
     message = "; ".join(step_errors) or (context.failure_event.message or "run failed")
-    record_outcome(context, postgres, success=False, error=message[:4000], exhausted=not refused)
+    record_outcome(context, postgres, run, success=False, error=message[:4000], exhausted=not refused)
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED, name="audit_run_canceled",
                       default_status=dg.DefaultSensorStatus.RUNNING, description="Audits every canceled run.")
 def audit_run_canceled(context: dg.RunStatusSensorContext, postgres: PostgresResource) -> None:
-    record_outcome(context, postgres, success=False, error="canceled")
+    run = current_run(context, dg.DagsterRunStatus.CANCELED)
+    if run is not None:
+        record_outcome(context, postgres, run, success=False, error="canceled")
 
 
 AUDIT_SENSORS = [audit_run_success, audit_run_failure, audit_run_canceled]

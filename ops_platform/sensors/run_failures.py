@@ -4,7 +4,9 @@ On each failed run the sensor looks back through that job's finished runs in the
 (the failed run and the ones before it). A success ends the streak. Runs a control refused and
 canceled runs are decisions, not failures: they neither count nor break the streak. The incident
 `job_failing:<job>` is opened once per hour (the hour the run ended), and its notification goes
-through the policy layer.
+through the policy layer. A failure that a later success superseded (a duplicate run worker failed a
+run that then finished) is no failure: the sensor reads the run's current status first, and the streak
+counts Dagster's final statuses.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ops_platform.jobs.notify import notify_job, notify_requests
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
 from ops_platform.notifications import Severity
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.sensors.audit import error_chain
+from ops_platform.sensors.audit import current_run, error_chain
 
 STREAK = 3
 LOOKBACK = 20  # finished runs read per failure: enough to see past a few refusals
@@ -55,6 +57,8 @@ def failure_streak(instance: dg.DagsterInstance, run: dg.DagsterRun, length: int
                        default_status=dg.DefaultSensorStatus.RUNNING,
                        description="An incident (job_failing:<job>, once an hour) when a job's last 3 runs failed.")
 def job_failure_streaks(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> dg.SensorResult | None:
+    if current_run(context, dg.DagsterRunStatus.FAILURE) is None:
+        return None  # a later success superseded this failure (a duplicate run worker): no streak
     run = context.dagster_run
     streak = failure_streak(context.instance, run)
     if not streak:
