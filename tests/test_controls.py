@@ -44,13 +44,14 @@ def test_kill_switch_skips_schedules_and_sensors_and_refuses_manual_runs(postgre
                              raise_on_error=False)
     assert not outcome.success
     failure = outcome.get_step_failure_events()[0].step_failure_data.error
-    assert "Refused to run" in failure.message and "kill switch is on" in failure.message
+    assert "Refused to run agent_stats_cache: the kill switch is on" in failure.message  # the asset, not __ASSET_JOB
     assert "ops controls kill-switch off" in failure.message
     assert sql(postgres, "SELECT count(*) FROM agent_stats_cache")[0][0] == 0  # nothing was written
 
     assert [r.action for r in audit_rows(postgres, "skip")] == ["agent_stats_schedule", "stalled_builds_sensor"]
     refusals = audit_rows(postgres, "refusal")
     assert len(refusals) == 1 and refusals[0].error == "the kill switch is on"
+    assert refusals[0].action == "agent_stats_cache"
     assert audit_rows(postgres, "control")  # the flip itself is on the record
 
 

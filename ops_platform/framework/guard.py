@@ -36,10 +36,19 @@ def guard_run(context: dg.OpExecutionContext | dg.AssetExecutionContext, postgre
         reason = controls.blocked_by(gates)
         if reason is None:
             return
-        record(conn, action=context.run.job_name, action_type="refusal", success=False, run_id=context.run.run_id,
-               error=reason)
+        what = launched(op_context)
+        record(conn, action=what, action_type="refusal", success=False, run_id=context.run.run_id, error=reason)
     raise dg.Failure(
-        description=f"Refused to run {context.run.job_name}: {reason}. To allow it: {controls.how_to_fix(reason)}.",
+        description=f"Refused to run {what}: {reason}. To allow it: {controls.how_to_fix(reason)}.",
         metadata={REFUSED_BY: reason},
         allow_retries=False,
     )
+
+
+def launched(context: dg.OpExecutionContext) -> str:
+    """What a person launched, in their words: the job's name, or the assets when the UI's "Materialize"
+    ran them in Dagster's implicit asset job (named `__ASSET_JOB`, which means nothing to them)."""
+    name = context.run.job_name
+    if name.startswith("__") and context.has_assets_def:
+        return ", ".join(sorted(key.to_user_string() for key in context.selected_asset_keys))
+    return name

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import positive_int_from_env
 from ops_platform.sync.evolve import SchemaChange, SchemaDrift, apply_changes, plan_changes
-from ops_platform.sync.rejects import record_rejects, view_ddl
+from ops_platform.sync.rejects import keep_predicate, record_rejects
 from ops_platform.sync.spec import SyncedTable
 from ops_platform.sync.stream import copy_streams
 from ops_platform.sync.types import Column, TimeRange, warehouse_time_range
@@ -46,6 +46,7 @@ STREAMS = 2                   # the machines we size for have two cores
 PARALLEL_FROM_ROWS_VAR, PARALLEL_FROM_ROWS = "OPS_SYNC_PARALLEL_FROM_ROWS", 300_000
 
 UNPULLABLE = {"ARRAY", "real", "double precision"}  # see Plan.pullable
+MAX_PULL_EXCLUDED_KEYS = 1000  # more held-back rows in one window: that window moves on the client stream
 
 # The newest instant before which every transaction has ended: rows stamped earlier are committed
 # (a row's updated_at is never earlier than its writer's transaction start), so a watermark never
@@ -84,9 +85,8 @@ WHERE s.table_name = %(t)s AND s.deleted_at >= coalesce(%(lo)s::timestamptz, '-i
   AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.{key} = s.key_value)
 ORDER BY s.deleted_at, s.key_value
 """
-VIEW_COMMENT_SQL = text("SELECT obj_description(to_regclass(:view), 'pg_class')")
 ROWS_PER_DAY_SQL = """
-SELECT ({partition} AT TIME ZONE 'UTC')::date, count(*) FROM {view} WHERE {where} GROUP BY 1 ORDER BY 1
+SELECT ({partition} AT TIME ZONE 'UTC')::date, count(*) FROM {table} WHERE {where} AND {keep} GROUP BY 1 ORDER BY 1
 """
 
 
@@ -100,17 +100,18 @@ class Plan:
     changes: tuple[SchemaChange, ...] = ()  # what this sync changed in ClickHouse to follow Postgres
 
     @property
-    def view(self) -> str:
-        """What both paths read: the rows ClickHouse can hold (rejects.view_ddl)."""
-        return f"ops_sync.{self.table.name}"
+    def keep(self) -> str:
+        """SQL true for the rows whose every value ClickHouse holds exactly (types.Column.reject)."""
+        return keep_predicate(self.columns, self.times)
 
     @property
     def pullable(self) -> bool:
         """Whether ClickHouse's postgresql() reads every value of this table exactly. It does not for
         arrays (it infers their dimensions from the first row and fails on an empty or NULL one) nor for
-        floats (libpqxx refuses subnormals such as 5e-324): such tables move on the client stream
+        floats (libpqxx refuses subnormals such as 5e-324), and it would type a text column by its
+        Postgres type (numeric(80, 2) has no ClickHouse Decimal): such tables move on the client stream
         whichever path is configured, so both paths give the same result."""
-        return not any(c.pg_type in UNPULLABLE and not c.as_text for c in self.columns)
+        return not any(c.pg_type in UNPULLABLE or c.as_text for c in self.columns)
 
     def select_list(self) -> str:
         return ", ".join(c.select_expression() for c in self.columns)
@@ -122,7 +123,7 @@ class Plan:
 
 def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
     """Check types, create the ClickHouse table if new or follow Postgres' schema changes (evolve.py),
-    install the Postgres triggers and the table's view.
+    and install the Postgres triggers.
 
     Everything here happens before a row moves, so a bad column stops the run with its name.
     Raises UnsupportedType, SchemaDrift (a change ClickHouse cannot follow) or SyncPermissionError.
@@ -150,20 +151,9 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
         changes = apply_changes(conn, ch, table.name, plan_changes(
             table.name, columns, {name: ch_type for name, (ch_type, _) in existing.items()}))
         refused = [c for c in changes if c.change == "refused"]
-        if not refused:
-            _ensure_view(conn, view_ddl(table, columns, times), f"ops_sync.{table.name}")
     if refused:
         raise SchemaDrift(refused[0].detail)
     return Plan(table, columns, times, tuple(changes))
-
-
-def _ensure_view(conn, ddl: str, view: str) -> None:
-    """(Re)create the view when its definition changed: its comment holds the statement that made it."""
-    if conn.execute(VIEW_COMMENT_SQL, {"view": view}).scalar_one_or_none() == ddl:
-        return
-    conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
-    conn.exec_driver_sql(ddl)
-    conn.exec_driver_sql(f"COMMENT ON VIEW {view} IS " + "'" + ddl.replace("'", "''") + "'")
 
 
 def _drop_abandoned_staging(table: SyncedTable, ch: Client) -> None:
@@ -247,17 +237,16 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
         upper = conn.execute(SAFE_UPPER_SQL).scalar_one()
         conn.execute(text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t"), {"u": upper, "t": table.name})
     window = {"lo": state.watermark, "hi": upper, "t": table.name}
-    pull_url = pull_url if plan.pullable else None
     where = f"{table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s"
+    rejected, held = _record_rejects(plan, postgres, table.cursor, state.watermark, upper)
     ranges = key_ranges(postgres, table, where, window)
-    if pull_url:
-        rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper, ranges)
+    if _pulls(plan, pull_url, held):
+        rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper, ranges, held)
     else:
         rows = stream_into(ch, table.name, plan, postgres, where, window, ranges)
     tombstones = TOMBSTONES_SQL.format(table=table.name, key=table.key, lo=plan.times.lo, hi=plan.times.hi)
     deletes = copy_into(ch, table.name, [table.key, table.partition_column, "_version", "_deleted"], postgres,
                         tombstones, window)
-    rejected = _record_rejects(plan, postgres, table.cursor, state.watermark, upper)
     with postgres.begin() as conn:
         conn.execute(
             text(
@@ -279,15 +268,15 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     never see half a month, and a run that dies before a swap has changed nothing in that partition.
     """
     table = plan.table
-    pull_url = pull_url if plan.pullable else None
+    rejected, held = _record_rejects(plan, postgres, table.partition_column, start, end)
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
     ch.command(f"CREATE TABLE {staging} AS {table.name}")
     try:
         where = f"{table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s"
         window = {"lo": start, "hi": end}
         ranges = key_ranges(postgres, table, where, window)
-        if pull_url:
-            rows = pull_into(ch, staging, plan, pull_url, table.partition_column, start, end, ranges)
+        if _pulls(plan, pull_url, held):
+            rows = pull_into(ch, staging, plan, pull_url, table.partition_column, start, end, ranges, held)
         else:
             rows = stream_into(ch, staging, plan, postgres, where, window, ranges)
         in_days = (f"`{table.partition_column}` >= {{lo:DateTime64(6, 'UTC')}} "
@@ -304,14 +293,22 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
             ch.command(f"ALTER TABLE {table.name} {action}")
     finally:
         ch.command(f"DROP TABLE IF EXISTS {staging}")
-    rejected = _record_rejects(plan, postgres, table.partition_column, start, end)
     return SyncResult(rows, start, end, "replace", rejected=rejected)
 
 
-def _record_rejects(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None, hi: datetime) -> int:
+def _record_rejects(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None,
+                    hi: datetime) -> tuple[int, list[int]]:
+    """Quarantine the window's rows ClickHouse cannot hold before any row moves: (newly held back, every
+    held-back key of the window). The window's rows cannot change meanwhile: a write moves a row
+    past `hi`."""
     window = f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
     with postgres.begin() as conn:
         return record_rejects(conn, plan.table, plan.columns, plan.times, window, {"lo": lo, "hi": hi})
+
+
+def _pulls(plan: Plan, pull_url: str | None, held: list[int]) -> bool:
+    """The server pull, where configured and exact for this table and window (see Plan.pullable)."""
+    return bool(pull_url) and plan.pullable and len(held) <= MAX_PULL_EXCLUDED_KEYS
 
 
 def data_extent(plan: Plan, postgres: PostgresResource) -> tuple[datetime | None, datetime | None]:
@@ -319,16 +316,18 @@ def data_extent(plan: Plan, postgres: PostgresResource) -> tuple[datetime | None
     column = plan.table.partition_column
     with postgres.begin() as conn:
         return tuple(conn.execute(text(
-            f"SELECT min({column}), max({column}) + interval '1 microsecond' FROM {plan.view}")).one())
+            f"SELECT min({column}), max({column}) + interval '1 microsecond' FROM {plan.table.name} "
+            f"WHERE {plan.keep}")).one())
 
 
 def rows_per_day(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None, hi: datetime) -> dict:
-    """{UTC day of the partition column: rows} of the view's rows with lo ≤ `column` < hi: what a run
+    """{UTC day of the partition column: rows} of the rows moved with lo ≤ `column` < hi: what a run
     moved, day by day (the asset reports each day as its own partition)."""
     where = f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
     with postgres.begin() as conn:
         return dict(conn.execute(text(ROWS_PER_DAY_SQL.format(
-            partition=plan.table.partition_column, view=plan.view, where=where)), {"lo": lo, "hi": hi}).all())
+            partition=plan.table.partition_column, table=plan.table.name, where=where, keep=plan.keep)),
+            {"lo": lo, "hi": hi}).all())
 
 
 def _partitions(ch: Client, table: str, where: str = "1", params: dict | None = None) -> set[str]:
@@ -339,7 +338,8 @@ def _partitions(ch: Client, table: str, where: str = "1", params: dict | None = 
 def stream_into(ch: Client, target: str, plan: Plan, postgres: PostgresResource, where: str, params: dict,
                 ranges: list[Bounds]) -> int:
     """The client-side path: the window's rows, one COPY stream per key range, into one INSERT."""
-    queries = [(f"SELECT {plan.select_list()} FROM {plan.view} WHERE {where}{in_range(plan.table.key, r)}", params)
+    queries = [(f"SELECT {plan.select_list()} FROM {plan.table.name} WHERE {where} AND {plan.keep}"
+                 f"{in_range(plan.table.key, r)}", params)
                for r in ranges]
     return copy_streams(ch, target, plan.column_names(), postgres, queries,
                         PARALLEL_SETTINGS if len(ranges) > 1 else INSERT_SETTINGS)
@@ -377,14 +377,18 @@ def in_range(key: str, bounds: Bounds) -> str:
 
 
 def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, lo: datetime | None, hi: datetime,
-              ranges: list[Bounds] = WHOLE) -> int:
+              ranges: list[Bounds] = WHOLE, held: list[int] = ()) -> int:
     """The server-side path: ClickHouse reads Postgres itself through postgresql(), so no row passes
     through Python. The window predicate (and each stream's key range) is pushed down to Postgres
     and its indexes; several ranges are read in parallel (UNION ALL). Needs ClickHouse to reach
-    Postgres over the network; the client-side stream (copy_into) is the path when it cannot."""
+    Postgres over the network; the client-side stream (copy_into) is the path when it cannot. The
+    window's held-back keys are left out by a `NOT IN` that is pushed down too, so Postgres never sends
+    a value ClickHouse cannot hold."""
     names = ", ".join(f"`{c.name}`" for c in plan.columns)
     where = f"`{column}` < {{hi:DateTime64(6, 'UTC')}}" + (f" AND `{column}` >= {{lo:DateTime64(6, 'UTC')}}" if lo else "")
-    source = postgres_source(pull_url, plan.table.name, schema="ops_sync")
+    source = postgres_source(pull_url, plan.table.name)
+    if held:
+        where += f" AND `{plan.table.key}` NOT IN ({', '.join(str(int(k)) for k in held)})"
     selects = " UNION ALL ".join(
         f"SELECT {names} FROM {source} WHERE {where}{in_range(f'`{plan.table.key}`', r)}"
         for r in ranges)
@@ -397,8 +401,8 @@ def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, l
     return ch.query(f"SELECT count() FROM {target} WHERE {where}", parameters=params).result_rows[0][0]
 
 
-def postgres_source(url: str, table: str, schema: str | None = None) -> str:
-    """postgresql('host:port', 'db', 'table', 'user', 'password'[, 'schema']). ClickHouse masks the password in its logs."""
+def postgres_source(url: str, table: str) -> str:
+    """postgresql('host:port', 'db', 'table', 'user', 'password'). ClickHouse masks the password in its logs."""
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
@@ -407,5 +411,5 @@ def postgres_source(url: str, table: str, schema: str | None = None) -> str:
         return "'" + str(value or "").replace("\\", "\\\\").replace("'", "\\'") + "'"
 
     return (f"postgresql({quoted(f'{u.host}:{u.port or 5432}')}, {quoted(u.database)}, {quoted(table)}, "
-            f"{quoted(u.username)}, {quoted(u.password)}" + (f", {quoted(schema)})" if schema else ")"))
+            f"{quoted(u.username)}, {quoted(u.password)})")
 

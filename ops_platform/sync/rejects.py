@@ -1,8 +1,10 @@
 """Rows held back because ClickHouse cannot hold one of their values exactly (the value policy in types.py).
 
-Both sync paths read the table's view in schema `ops_sync`, which leaves such rows out; after each
-window the sync records them here (one open row per table, key and column) and resolves the ones
-that were fixed or deleted in Postgres. The `no_rejected_rows` check on the table's asset turns red
+Before a window moves, the sync records its rows that hold such a value here (one open row per
+table, key and column) and resolves the ones that were fixed or deleted in Postgres; both paths
+then leave those rows out (the client stream by `keep_predicate`, the server pull by their keys).
+No database object of ours depends on the table's columns, so the application's migrations are
+never blocked by the sync. The `no_rejected_rows` check on the table's asset turns red
 while any is open, and a notification names them.
 """
 
@@ -32,21 +34,19 @@ class Reject:
     reason: str
 
 
-def view_ddl(table: SyncedTable, columns: list[Column], times: TimeRange) -> str:
-    """The rows of `table` ClickHouse can hold, with the columns as the sync moves them."""
-    keep = " AND ".join(f"NOT {r[0]}" for c in columns if (r := c.reject(times))) or "true"
-    body = ", ".join(c.view_expression() for c in columns)
-    return f"CREATE VIEW ops_sync.{table.name} AS SELECT {body} FROM {table.name} WHERE {keep}"
+def keep_predicate(columns: list[Column], times: TimeRange) -> str:
+    """SQL true for the rows whose every value ClickHouse holds exactly."""
+    return " AND ".join(f"NOT {r[0]}" for c in columns if (r := c.reject(times))) or "true"
 
 
 def record_rejects(conn: Connection, table: SyncedTable, columns: list[Column], times: TimeRange,
-                   window: str, params: dict) -> int:
-    """Quarantine the window's rows that the view leaves out; resolve open rejects whose row was fixed
-    or deleted. `window` is a SQL predicate on the table (with :named params). Returns how many rows
-    were newly held back."""
+                   window: str, params: dict) -> tuple[int, list[int]]:
+    """Quarantine the window's rows ClickHouse cannot hold; resolve open rejects whose row was fixed or
+    deleted. `window` is a SQL predicate on the table (with :named params). Returns (how many rows were
+    newly held back, the keys of every held-back row in the window)."""
     tests = [(c, *r) for c in columns if (r := c.reject(times))]
     if not tests:
-        return 0
+        return 0, []
     found = " UNION ALL ".join(
         f"SELECT {table.key}, '{c.name}', left({c.name}::text, {VALUE_TEXT_LIMIT}), {_literal(reason)} "
         f"FROM {table.name} WHERE {window} AND {test}" for c, test, reason in tests)
@@ -62,7 +62,7 @@ def record_rejects(conn: Connection, table: SyncedTable, columns: list[Column], 
         WHERE r.table_name = :table AND r.resolved_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM {table.name} WHERE {table.key} = r.key_value AND ({still_bad}))"""),
         {"table": table.name})
-    return len({key for key, inserted in new if inserted})
+    return len({key for key, inserted in new if inserted}), sorted({key for key, _ in new})
 
 
 def _literal(value: str) -> str:

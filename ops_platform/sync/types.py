@@ -2,8 +2,8 @@
 the values ClickHouse cannot hold.
 
 Every value travels as Postgres COPY text read as ClickHouse TabSeparated (the client stream) or
-through ClickHouse's postgresql() (the server pull); both read the table's view in schema `ops_sync`,
-so they move the same rows. The value policy (README, "Warehouse sync"):
+through ClickHouse's postgresql() (the server pull); both leave out the same rows. The value policy
+(README, "Warehouse sync"):
 - a type not listed stops the table's sync before any row moves, naming `table.column` and the way out;
 - a value of a listed type that ClickHouse cannot hold exactly (numeric NaN, a time outside
   ClickHouse's range, ±infinity, a multi-dimensional array) is never changed: its row is held back
@@ -99,7 +99,7 @@ class Column:
 
     def select_expression(self) -> str:
         if self.as_text:
-            return self.name  # the view casts it
+            return f"{self.name}::text"
         if self.pg_type == "ARRAY":
             element = _ELEMENT_TEXT.get(ARRAY_ELEMENTS.get(self.element))
             if element:
@@ -113,10 +113,6 @@ class Column:
             # to parse than "…+00", and right whatever the session's time zone.
             return f"{self.name} AT TIME ZONE 'UTC'"
         return f"{self.name}::text" if self.pg_type in TEXT_CAST else self.name
-
-    def view_expression(self) -> str:
-        """The column as the sync's view exposes it to both paths."""
-        return f"{self.name}::text AS {self.name}" if self.as_text else self.name
 
     def reject(self, times: TimeRange) -> tuple[str, str] | None:
         """(SQL that is true when this column's value cannot be held exactly, the reason), or None

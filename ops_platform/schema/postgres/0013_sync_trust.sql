@@ -73,5 +73,3 @@ CREATE INDEX sync_schema_changes_pending ON sync_schema_changes (table_name) WHE
 CREATE UNIQUE INDEX sync_schema_changes_refused ON sync_schema_changes (table_name, column_name, detail)
     WHERE change = 'refused';
 
-CREATE SCHEMA IF NOT EXISTS ops_sync;
-COMMENT ON SCHEMA ops_sync IS 'One view per synced table: the rows ClickHouse can hold exactly. Both sync paths read these.';
