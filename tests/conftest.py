@@ -103,3 +103,10 @@ def instance():
     with dg.instance_for_test() as inst:
         yield inst
 
+
+
+@pytest.fixture(params=["client", "server"])
+def wh(request, warehouse, database_url) -> WarehouseResource:
+    """A sync test on both paths: the platform streaming rows, and ClickHouse pulling them itself."""
+    return WarehouseResource(url=warehouse.url, database=warehouse.database,
+                             pull_postgres_url=database_url if request.param == "server" else None)

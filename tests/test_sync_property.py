@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.resources.warehouse import WarehouseResource
 from ops_platform.sync import engine
 from ops_platform.sync.spec import SyncedTable
 
@@ -39,12 +38,6 @@ step = st.one_of(
     st.just(("sync",)),
     st.just(("crash",)),
 )
-
-
-@pytest.fixture(params=["client", "server"])
-def wh(request, warehouse, database_url) -> WarehouseResource:
-    return WarehouseResource(url=warehouse.url, database=warehouse.database,
-                             pull_postgres_url=database_url if request.param == "server" else None)
 
 
 def apply(conn, op, key_of=lambda k: k) -> None:

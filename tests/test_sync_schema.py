@@ -9,7 +9,6 @@ from helpers import sql
 from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS
 from ops_platform.demo.generate import generate
 from ops_platform.notifications import NotifierResource
-from ops_platform.resources.warehouse import WarehouseResource
 from ops_platform.sensors.warehouse_backfills import warehouse_backfill_sensor
 from ops_platform.sync import engine
 from ops_platform.sync.spec import SyncedTable
@@ -17,12 +16,6 @@ from ops_platform.sync.spec import SyncedTable
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BUILDS_ASSET, TASKS_ASSET = WAREHOUSE_ASSETS[0], WAREHOUSE_ASSETS[1]
 BUILDS_KEY = dg.AssetKey(["warehouse", "builds"])
-
-
-@pytest.fixture(params=["client", "server"])
-def wh(request, warehouse, database_url) -> WarehouseResource:
-    return WarehouseResource(url=warehouse.url, database=warehouse.database,
-                             pull_postgres_url=database_url if request.param == "server" else None)
 
 
 def run(postgres, wh, instance, assets=(BUILDS_ASSET,), mode="incremental", **kwargs):

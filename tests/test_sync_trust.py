@@ -12,20 +12,12 @@ from sqlalchemy import text
 from ops_platform.assets.warehouse import REJECTS_CHECK, WAREHOUSE_ASSETS
 from ops_platform.notifications import NotifierResource
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.resources.warehouse import WarehouseResource
 from ops_platform.sync import engine
 from ops_platform.sync.spec import BUILDS, SyncedTable
 from ops_platform.sync.types import UnsupportedType
 
 BUILDS_ASSET = WAREHOUSE_ASSETS[0]
 INCREMENTAL = {"ops": {"warehouse__builds": {"config": {"mode": "incremental"}}}}
-
-
-@pytest.fixture(params=["client", "server"])
-def wh(request, warehouse, database_url) -> WarehouseResource:
-    """Both paths: the platform streaming rows, and ClickHouse pulling them itself."""
-    return WarehouseResource(url=warehouse.url, database=warehouse.database,
-                             pull_postgres_url=database_url if request.param == "server" else None)
 
 
 def sync_table(table: SyncedTable, postgres, wh) -> engine.SyncResult:

@@ -47,9 +47,12 @@ def record_rejects(conn: Connection, table: SyncedTable, columns: list[Column], 
     tests = [(c, *r) for c in columns if (r := c.reject(times))]
     if not tests:
         return 0, []
-    found = " UNION ALL ".join(
-        f"SELECT {table.key}, '{c.name}', left({c.name}::text, {VALUE_TEXT_LIMIT}), {_literal(reason)} "
-        f"FROM {table.name} WHERE {window} AND {test}" for c, test, reason in tests)
+    checks = ", ".join(f"('{c.name}', left({c.name}::text, {VALUE_TEXT_LIMIT}), {_literal(reason)}, {test})"
+                       for c, test, reason in tests)
+    # One pass over the window: only rows failing the keep predicate reach the per-column checks.
+    found = (f"SELECT t.{table.key}, c._ops_col, c._ops_val, c._ops_why FROM {table.name} t "
+             f"CROSS JOIN LATERAL (VALUES {checks}) AS c (_ops_col, _ops_val, _ops_why, _ops_bad) "
+             f"WHERE {window} AND NOT ({keep_predicate(columns, times)}) AND c._ops_bad")
     new = conn.execute(text(f"""
         INSERT INTO sync_rejects (table_name, key_value, column_name, value, reason)
         SELECT :table, k, col, v, why FROM ({found}) AS r (k, col, v, why)
