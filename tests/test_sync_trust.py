@@ -221,25 +221,31 @@ REJECTED = [
 ]
 
 
-@pytest.mark.parametrize(("table", "column", "literal", "as_text"), REJECTED,
-                         ids=[f"{c}={v}" for _, c, v, _ in REJECTED])
-def test_a_value_clickhouse_cannot_hold_waits_in_rejects_and_nothing_else_does(postgres, wh, table, column, literal,
-                                                                              as_text):
-    make_table(postgres, table, SCALAR_COLUMNS if table is SCALARS else ARRAY_COLUMNS, [])
-    sql(postgres, f"INSERT INTO {table.name} (id) VALUES (1), (3)")
-    sql(postgres, f"INSERT INTO {table.name} (id, {column}) VALUES (2, {literal})")
-    result = sync_table(table, postgres, wh)
-    with wh.client() as ch:
-        ids = [r[0] for r in ch.query(f"SELECT id FROM {table.name} FINAL ORDER BY id").result_rows]
-        stored = ch.query(f"SELECT count() FROM {table.name}").result_rows[0][0]
-    assert ids == [1, 3] and stored == 2, "never a changed value in ClickHouse, never a stopped table"
-    assert result.rejected == 1
-    assert sql(postgres, "SELECT key_value, column_name, value FROM sync_rejects") == [(2, column, as_text)]
-    sql(postgres, f"UPDATE {table.name} SET {column} = DEFAULT WHERE id = 2")
-    sync_table(table, postgres, wh)
-    with wh.client() as ch:
-        assert [r[0] for r in ch.query(f"SELECT id FROM {table.name} FINAL ORDER BY id").result_rows] == [1, 2, 3]
-    assert sql(postgres, "SELECT resolved_at IS NOT NULL FROM sync_rejects") == [(True,)]
+def test_each_value_clickhouse_cannot_hold_waits_in_rejects_and_nothing_else_does(postgres, wh):
+    """One row per kind of value (key 100 + its place in REJECTED), between good rows 1 and 2."""
+    for table in (SCALARS, ARRAYS):
+        make_table(postgres, table, SCALAR_COLUMNS if table is SCALARS else ARRAY_COLUMNS, [])
+        sql(postgres, f"INSERT INTO {table.name} (id) VALUES (1), (2)")
+    for n, (table, column, literal, _) in enumerate(REJECTED):
+        sql(postgres, f"INSERT INTO {table.name} (id, {column}) VALUES ({100 + n}, {literal})")
+    held = {t: sync_table(t, postgres, wh).rejected for t in (SCALARS, ARRAYS)}
+    assert held == {SCALARS: 9, ARRAYS: 2}
+    for table in (SCALARS, ARRAYS):
+        with wh.client() as ch:
+            ids = [r[0] for r in ch.query(f"SELECT id FROM {table.name} FINAL ORDER BY id").result_rows]
+            stored = ch.query(f"SELECT count() FROM {table.name}").result_rows[0][0]
+        assert ids == [1, 2] and stored == 2, f"{table.name}: never a changed value, never a stopped table"
+    quarantined = sql(postgres, "SELECT table_name, key_value, column_name, value FROM sync_rejects ORDER BY key_value")
+    assert quarantined == [(t.name, 100 + n, c, v) for n, (t, c, _, v) in enumerate(REJECTED)]
+
+    for table, column, _, _ in REJECTED:
+        sql(postgres, f"UPDATE {table.name} SET {column} = DEFAULT WHERE id >= 100")
+    for table in (SCALARS, ARRAYS):
+        sync_table(table, postgres, wh)
+        with wh.client() as ch:
+            count = ch.query(f"SELECT count() FROM {table.name} FINAL").result_rows[0][0]
+        assert count == sql(postgres, f"SELECT count(*) FROM {table.name}")[0][0]
+    assert sql(postgres, "SELECT count(*) FROM sync_rejects WHERE resolved_at IS NULL") == [(0,)]
 
 
 def test_a_held_back_row_deleted_in_postgres_is_deleted_in_clickhouse(postgres, wh):
