@@ -8,7 +8,6 @@ syncs that die between the ClickHouse insert and the watermark update. Postgres 
 Bounded (and derandomized, so CI is repeatable): about 20 s a path.
 """
 
-import pytest
 from helpers import sql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -119,7 +118,7 @@ def test_final_equals_postgres_after_any_transactions(postgres, wh):
                   "updated_at timestamptz NOT NULL DEFAULT now())")
     sync(postgres, wh)  # creates the ClickHouse table and installs the triggers
 
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(st.lists(step, min_size=1, max_size=8))
     def property_holds(steps):

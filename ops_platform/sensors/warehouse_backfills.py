@@ -1,12 +1,14 @@
 """The backfill the platform asks for itself after a column was added to a synced table (sync/evolve.py).
 
 The column was added in ClickHouse before the sync's next rows moved, so new rows carry it; the rows
-already there get it from one full copy of the table (mode=full, every partition, one run). The run
+already there get it from one full copy of the table (mode=full, one run whose partitions are the days
+the table has rows on, which the run reports as materialized with their counts). The run
 key has a retry window (framework/run_keys.py): a failed or refused backfill is asked for again while
 the change is pending, and never twice at once.
 """
 
 import dagster as dg
+from sqlalchemy import text
 
 from ops_platform.assets.warehouse import DAILY
 from ops_platform.framework.controls import WRITE_JOB
@@ -15,6 +17,10 @@ from ops_platform.framework.run_keys import run_key
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.schedules import warehouse_sync_job
 from ops_platform.sync.evolve import pending_backfills
+from ops_platform.sync.spec import SYNCED_TABLES
+
+SPECS = {t.name: t for t in SYNCED_TABLES}
+DATA_DAYS_SQL = "SELECT min(({c} AT TIME ZONE 'UTC')::date)::text, max(({c} AT TIME ZONE 'UTC')::date)::text FROM {t}"
 
 BACKFILL_TAG = "ops/schema_backfill"
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -30,6 +36,9 @@ def warehouse_backfill_sensor(context: dg.SensorEvaluationContext, postgres: Pos
     keys = DAILY.get_partition_keys()
     requests = []
     for table, change_id in pending_backfills(postgres):
+        with postgres.begin() as conn:
+            first, last = conn.execute(text(DATA_DAYS_SQL.format(c=SPECS[table].partition_column, t=table))).one()
+        first, last = max(first or keys[-1], keys[0]), min(last or keys[-1], keys[-1])
         running = context.instance.get_run_records(
             filters=dg.RunsFilter(tags={BACKFILL_TAG: table}, statuses=UNFINISHED), limit=1)
         if running:
@@ -38,8 +47,8 @@ def warehouse_backfill_sensor(context: dg.SensorEvaluationContext, postgres: Pos
             run_key=run_key("warehouse_backfill", [table, str(change_id)]),
             asset_selection=[dg.AssetKey(["warehouse", table])],
             run_config={"ops": {f"warehouse__{table}": {"config": {"mode": "full"}}}},
-            tags={BACKFILL_TAG: table, "dagster/asset_partition_range_start": keys[0],
-                  "dagster/asset_partition_range_end": keys[-1]},
+            tags={BACKFILL_TAG: table, "dagster/asset_partition_range_start": min(first, last),
+                  "dagster/asset_partition_range_end": last},
         ))
     if not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason("no added column waits for a backfill"))
