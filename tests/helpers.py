@@ -1,4 +1,4 @@
-"""Small helpers the tests share: SQL in one line, real HTTP servers on 127.0.0.1."""
+"""Small helpers the tests share: SQL in one line, real HTTP servers on 127.0.0.1, sensor ticks in one window."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 from sqlalchemy import text
 
+from ops_platform.framework.run_keys import RETRY_WINDOW_SECONDS, window_index
 from ops_platform.notifications.channels import SIGNATURE_HEADER, verify
 
 
@@ -116,3 +119,19 @@ def wait_for(condition, what: str, timeout: float = 30.0, every: float = 0.2):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+HOUR_SECONDS = 60 * 60  # the window of keys that name the UTC hour: incidents, stalled builds
+
+
+def in_one_window(*calls: Callable, times: int = 1, window_seconds: int = RETRY_WINDOW_SECONDS) -> list:
+    """The results of `calls`, called in order (`times` times over) within one wall-clock window of
+    `window_seconds` (the one run keys end in, framework/run_keys.py), so keys made from datetime.now()
+    can be compared. When a window boundary fell between the first and the last call, all are called
+    again: a few calls can straddle one boundary, never two in a row."""
+    for _ in range(2):
+        window = window_index(datetime.now(UTC), window_seconds)
+        results = [call() for _ in range(times) for call in calls]
+        if window_index(datetime.now(UTC), window_seconds) == window:
+            return results
+    raise AssertionError(f"the calls straddled a {window_seconds} s window boundary twice in a row")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from helpers import sql
+from helpers import in_one_window, sql
 
 from ops_platform.framework.controls import set_controls
 from ops_platform.jobs.notify import notify_job
@@ -124,8 +124,9 @@ def test_one_incident_per_type_subject_and_hour_and_one_delivery(postgres, insta
     # Deliver WARN at once (to the outbox), so the policy's rate limit of 1 incident.<type> an hour applies.
     notifier = NotifierResource(postgres=postgres, routes={"WARN": ["outbox"]})
 
-    first = evaluate_watchers(postgres, NOW)
-    again = evaluate_watchers(postgres, NOW + timedelta(minutes=5))  # the run has not happened yet
+    # The run has not happened yet when the sensor looks again 5 minutes later (run keys are wall-clock).
+    first, again = in_one_window(lambda: evaluate_watchers(postgres, NOW),
+                                 lambda: evaluate_watchers(postgres, NOW + timedelta(minutes=5)))
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests]  # one run
     assert sql(postgres, "SELECT count(*) FROM incidents")[0][0] == 2
 

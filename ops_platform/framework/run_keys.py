@@ -17,11 +17,15 @@ RETRY_WINDOW_SECONDS = 600
 T = TypeVar("T")
 
 
+def window_index(at: datetime, window_seconds: int = RETRY_WINDOW_SECONDS) -> int:
+    """Which window of `window_seconds` since the epoch `at` falls in: what a run_key ends in."""
+    return int(at.timestamp()) // window_seconds
+
+
 def run_key(source: str, parts: Iterable[str], at: datetime | None = None,
             window_seconds: int = RETRY_WINDOW_SECONDS) -> str:
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
-    window = int((at or datetime.now(UTC)).timestamp()) // window_seconds
-    return f"{source}:{digest}:{window}"
+    return f"{source}:{digest}:{window_index(at or datetime.now(UTC), window_seconds)}"
 
 
 def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
