@@ -121,8 +121,9 @@ def kill_the_platform(platform, instance, runs) -> None:
     """kill -9 the daemon, its code server and the run workers mid-step; start the platform again."""
     workers = [worker_pid(instance, run_id) for run_id in runs]  # (pid, when it said so)
     assert all(process_running(*worker) for worker in workers)
-    platform.kill()
-    assert not any(process_running(*worker) for worker in workers)
+    platform.kill()  # SIGKILL is delivered asynchronously: a worker may take a moment to be gone
+    wait_for(lambda: not any(process_running(*worker) for worker in workers), "the killed run workers to be gone",
+             timeout=10)
     platform.start()
     assert {status(instance, r) for r in runs} == {dg.DagsterRunStatus.STARTED}  # nothing behind them
 
