@@ -50,7 +50,7 @@ def evaluate_watchers(postgres: PostgresResource, now: datetime,
                f"({len(new)} new this hour)")
     if report.errors:
         summary += "; failed: " + "; ".join(f"{name}: {error}" for name, error in report.errors.items())
-    return WatchTick(notify_requests(SENSOR_NAME, messages), summary, report.errors)
+    return WatchTick(notify_requests(SENSOR_NAME, messages, at=now), summary, report.errors)
 
 
 @dg.sensor(name=SENSOR_NAME, job=notify_job, minimum_interval_seconds=300,
