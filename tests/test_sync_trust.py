@@ -162,13 +162,13 @@ SCALAR_ROWS = [
     "'2026-10-25 01:30:00+00', '{}', '{}')",
 ]
 ARRAYS = SyncedTable("arrays", partition_column="created_at")
-ARRAY_COLUMNS = "ai int[], a8 bigint[], at text[], af float8[], ab bool[]"
+ARRAY_COLUMNS = "ai int[], a2 smallint[], a8 bigint[], at text[], av varchar[], af float8[], ab bool[]"
 ARRAY_ROWS = [  # the first row's arrays are empty or NULL: ClickHouse's postgresql() could not infer them
-    "(1, '{}', NULL, '{}', '{}', NULL)",
-    """(2, '{2147483647, NULL, -2147483648}', '{-9223372036854775808}',
+    "(1, '{}', NULL, NULL, '{}', '{}', '{}', NULL)",
+    """(2, '{2147483647, NULL, -2147483648}', '{32767, -32768, NULL}', '{-9223372036854775808}',
         '{"", NULL, "a,b", "{x}", "q\\"uote", "back\\\\slash", "tab\there", "[1]", "it''s", "NULL"}',
-        '{NaN, Infinity, -Infinity, -0, 5e-324}', '{true, NULL, false}')""",
-    "(3, '{NULL}', '{}', '{NULL}', '{NULL}', '{NULL}')",
+        '{"", "x,y", NULL}', '{NaN, Infinity, -Infinity, -0, 5e-324}', '{true, NULL, false}')""",
+    "(3, '{NULL}', '{0}', '{}', '{NULL}', '{NULL}', '{NULL}', '{NULL}')",
 ]
 
 
