@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import psycopg
 import pytest
-from helpers import free_port
+from helpers import free_port, wait_for
 
 from ops_platform.embedded import embedded_postgres
 from ops_platform.runtime import PlatformRunning, lock_platform, running_platform
@@ -46,13 +45,12 @@ def answers(url: str) -> bool:
 
 def wait_until_served(process: subprocess.Popen, url: str, log) -> None:
     """Poll the webserver until it answers; fail with the log as soon as `ops up` exits."""
-    deadline = time.monotonic() + READY_WITHIN
-    while not answers(url):
+    def served() -> bool:
         if process.poll() is not None:
             pytest.fail(f"ops up exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"ops up did not serve {url} within {READY_WITHIN} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)  # poll interval, not synchronisation: the loop waits for the URL
+        return answers(url)
+
+    wait_for(served, f"ops up to serve {url}", timeout=READY_WITHIN, every=0.5)
 
 
 def postgres_answers(home) -> bool:
