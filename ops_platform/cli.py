@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 from datetime import time
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -93,7 +94,9 @@ def _serve(args, url: str) -> int:
         for note in runtime.notes:
             print(f"ops: {note}")
         print(f"ops: Dagster UI on {url} (Ctrl-C stops everything)", flush=True)
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+        # `dg dev` with a workspace file is `dagster dev` (the same webserver and daemon), without the
+        # warning `dagster dev` prints that `dg dev` supersedes it.
+        command = [str(Path(sys.executable).with_name("dg")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                    "-h", args.host, "-p", str(args.port)]
         child = subprocess.Popen(command, cwd=runtime.env["DAGSTER_HOME"])
         try:
@@ -109,7 +112,7 @@ def _interrupt(signum, frame):
 
 
 def _stop_child(child: subprocess.Popen) -> int:
-    """Ctrl-C in a terminal reaches `dagster dev` too; a signal sent to `ops` alone is passed on."""
+    """Ctrl-C in a terminal reaches `dg dev` too; a signal sent to `ops` alone is passed on."""
     for sig, grace in ((None, 5), (signal.SIGINT, 30), (signal.SIGTERM, 10)):
         if sig is not None:
             child.send_signal(sig)

@@ -130,7 +130,8 @@ def test_hourly_snapshots_replace_exactly_their_hours(postgres, warehouse, insta
     start = (hour - timedelta(hours=1)).strftime("%Y-%m-%d-%H:%M")
     result = dg.materialize([campaign_metrics_hourly], resources=resources, instance=instance, tags={
         "dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})
-    assert len(result.asset_materializations_for_node("warehouse__campaign_metrics_hourly")) == 3
+    hours = result.asset_materializations_for_node("warehouse__campaign_metrics_hourly")
+    assert [m.metadata["dagster/row_count"].value for m in hours] == [3, 3, 3]  # each hour its own rows
     with warehouse.client() as ch:
         assert ch.query("SELECT count(), uniqExact(snapshot_hour, campaign_id) FROM campaign_metrics_hourly").result_rows[0] == (9, 9)
 

@@ -1,5 +1,6 @@
 """Canvas alerts (seed 000): set-wise evaluation checked against Python, cooldown, broken rules, runs once."""
 
+import logging
 import operator
 import random
 import threading
@@ -224,6 +225,25 @@ def test_broken_rules_are_marked_with_their_error_and_the_others_go_on(postgres)
     again = evaluate(postgres, T0)
     assert fixed not in again.broken and {t.rule_id for t in again.triggered} == {good, fixed}
     assert sql(postgres, "SELECT last_error FROM alert_rules WHERE id = :id", id=fixed) == [(None,)]
+
+
+def test_a_broken_rule_warns_once_then_only_counts_until_it_changes(postgres, caplog):
+    add_rule(postgres, name="good")
+    broken = add_rule(postgres, aggregation="median")
+    log = logging.getLogger("canvas_alerts_test")
+
+    def warnings_of_a_tick(minute: int) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=log.name):
+            result = alert_tick(postgres, T0 + timedelta(minutes=minute), log)
+        assert "1 broken" in result.skip_reason.skip_message  # the tick's summary always counts it
+        return [r.getMessage() for r in caplog.records]
+
+    first = warnings_of_a_tick(0)
+    assert len(first) == 1 and f"rule {broken}: unknown aggregation 'median'" in first[0]
+    assert warnings_of_a_tick(1) == warnings_of_a_tick(2) == []  # still broken, still skipped, quiet
+    sql(postgres, "UPDATE alert_rules SET aggregation = 'mode' WHERE id = :id", id=broken)
+    assert "unknown aggregation 'mode'" in warnings_of_a_tick(3)[0]  # a new error is news
 
 
 def test_two_evaluations_of_one_trigger_ask_for_the_same_runs_in_few_batches(postgres):

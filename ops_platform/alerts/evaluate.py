@@ -58,9 +58,11 @@ WITH checked AS (
 ), recorded AS (
     UPDATE alert_rules t SET last_error = c.error
     FROM checked c WHERE t.id = c.id AND t.last_error IS DISTINCT FROM c.error
+    RETURNING t.id, t.last_error
 )
 SELECT count(*) AS enabled,
-       coalesce(jsonb_object_agg(id, error) FILTER (WHERE error IS NOT NULL), '{{}}') AS broken
+       coalesce(jsonb_object_agg(id, error) FILTER (WHERE error IS NOT NULL), '{{}}') AS broken,
+       (SELECT coalesce(jsonb_agg(id), '[]') FROM recorded WHERE last_error IS NOT NULL) AS newly_broken
 FROM checked
 """)
 
@@ -140,6 +142,7 @@ class Evaluation:
     enabled: int  # enabled rules seen
     triggered: list[Trigger] = field(default_factory=list)
     broken: dict[int, str] = field(default_factory=dict)  # rule id → why it was skipped
+    newly_broken: frozenset[int] = frozenset()  # broken rules whose error changed at this evaluation
 
     @property
     def evaluated(self) -> int:
@@ -158,11 +161,16 @@ def evaluate_rules(conn: Connection, now: datetime) -> Evaluation:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
     params = rule_params() | {"now": now}
-    enabled, broken = conn.execute(VALIDATE_SQL, params).one()
+    enabled, broken, newly_broken = conn.execute(VALIDATE_SQL, params).one()
     domain = dict(conn.execute(DOMAIN_WINDOWS_SQL, params).all())
     longest = max(domain.values(), default=0)
     statement = text(EVALUATE_SQL.format(domain=domain_series_sql(list(domain))))
     rows = conn.execute(statement, params | {"since": now - timedelta(minutes=longest)}).all()
-    broken = broken if isinstance(broken, dict) else json.loads(broken)
     return Evaluation(at=now, enabled=enabled, triggered=[Trigger(row.id, row.value) for row in rows],
-                      broken={int(k): v for k, v in sorted(broken.items(), key=lambda kv: int(kv[0]))})
+                      broken={int(k): v for k, v in sorted(_json(broken).items(), key=lambda kv: int(kv[0]))},
+                      newly_broken=frozenset(_json(newly_broken)))
+
+
+def _json(value):
+    """A jsonb value as Python (psycopg parses it; a driver returning text is parsed here)."""
+    return json.loads(value) if isinstance(value, str) else value

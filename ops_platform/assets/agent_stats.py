@@ -3,6 +3,7 @@
 import dagster as dg
 from sqlalchemy import text
 
+from ops_platform.framework.asset_pages import EVERY_5_MINUTES, asset_page, columns, row_count
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
@@ -42,10 +43,14 @@ WITH task_counts AS (
 )
 SELECT count(*) AS computed, count(*) FILTER (WHERE current_status = 'active') AS active, now() AS ts FROM upserted
 """)
+AGENT_STATS_COLUMNS = columns(
+    ("agent_id", "bigint"), ("agent_name", "text"), ("total_tasks", "bigint"), ("completed_tasks", "bigint"),
+    ("failed_tasks", "bigint"), ("success_rate", "numeric(5,2)"), ("avg_duration_ms", "numeric(14,2)"),
+    ("last_active", "timestamp with time zone"), ("current_status", "text"), ("cached_at", "timestamp with time zone"))
 
 
 @dg.asset(
-    group_name="agent_builds",
+    **asset_page("agent_builds", "agent_stats_cache", AGENT_STATS_COLUMNS, EVERY_5_MINUTES),
     kinds={"postgres"},
     deps=[["postgres", "agents"], ["postgres", "tasks"], ["postgres", "executions"]],
     op_tags=gate_tags(WRITE_JOB),
@@ -61,6 +66,5 @@ def agent_stats_cache(context: dg.AssetExecutionContext, postgres: PostgresResou
     guard_run(context, postgres)
     with postgres.begin() as conn:
         row = conn.execute(REFRESH_SQL).one()
-    return dg.MaterializeResult(
-        metadata={"computed": row.computed, "active_agents": row.active, "timestamp": row.ts.isoformat()}
-    )
+    return dg.MaterializeResult(metadata=row_count(row.computed) | {  # the cache's rows: every agent is upserted
+        "computed": row.computed, "active_agents": row.active, "timestamp": row.ts.isoformat()})

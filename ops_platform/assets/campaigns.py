@@ -3,6 +3,8 @@
 import dagster as dg
 from sqlalchemy import text
 
+from ops_platform.framework import asset_pages
+from ops_platform.framework.asset_pages import asset_page, columns, row_count
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
@@ -12,7 +14,12 @@ from ops_platform.sync.engine import copy_into
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2025-01-01-00:00")
 DAILY_SCORES = dg.DailyPartitionsDefinition(start_date="2025-01-01")
-COMMON = dict(op_tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY, group_name="campaigns")
+COMMON = dict(op_tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY)
+USAGE_KEY = (("campaign_id", "bigint"), ("snapshot_hour", "timestamp with time zone"))
+SEAT_USAGE_COLUMNS = columns(*USAGE_KEY, ("seats_used", "integer"), ("seat_capacity", "integer"),
+                             ("seat_utilisation", "numeric(7,2)"))
+CREDIT_USAGE_COLUMNS = columns(*USAGE_KEY, ("credits_used", "numeric(14,2)"), ("credit_budget", "numeric(12,2)"),
+                               ("credit_utilisation", "numeric(7,2)"))
 
 SEAT_USAGE_SQL = text("""
 INSERT INTO campaign_usage (campaign_id, snapshot_hour, seats_used, seat_capacity, seat_utilisation)
@@ -39,11 +46,13 @@ def _usage(postgres: PostgresResource, statement) -> dict:
     with postgres.begin() as conn:
         values = [r[0] for r in conn.execute(statement)]
     known = [float(v) for v in values if v is not None]
-    return {"campaigns": len(values), "max_utilisation_pct": max(known, default=0.0),
+    # dagster/row_count: the hour's rows, one per non-draft campaign
+    return row_count(len(values)) | {"campaigns": len(values), "max_utilisation_pct": max(known, default=0.0),
             "at_or_over_100_pct": sum(v >= 100 for v in known)}
 
 
-@dg.asset(kinds={"postgres"}, deps=[["postgres", "campaigns"]], **COMMON, description=(
+@dg.asset(**asset_page("campaigns", "campaign_usage", SEAT_USAGE_COLUMNS, asset_pages.HOURLY),
+          kinds={"postgres"}, deps=[["postgres", "campaigns"]], **COMMON, description=(
     "Seat usage per non-draft campaign for the current hour (campaign_usage): seats_used = seats "
     "assigned and not released; seat_utilisation = seats_used / seat_capacity × 100."))
 def seat_usage(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
@@ -51,7 +60,8 @@ def seat_usage(context: dg.AssetExecutionContext, postgres: PostgresResource) ->
     return dg.MaterializeResult(metadata=_usage(postgres, SEAT_USAGE_SQL))
 
 
-@dg.asset(kinds={"postgres"}, deps=[["postgres", "campaigns"]], **COMMON, description=(
+@dg.asset(**asset_page("campaigns", "campaign_usage", CREDIT_USAGE_COLUMNS, asset_pages.HOURLY),
+          kinds={"postgres"}, deps=[["postgres", "campaigns"]], **COMMON, description=(
     "Credit usage per non-draft campaign for the current hour (campaign_usage): credits_used = sum of the "
     "credit ledger (spends positive, refunds negative); credit_utilisation = credits_used / credit_budget "
     "× 100, NULL when the budget is 0 (no limit)."))
@@ -80,11 +90,16 @@ FROM hours CROSS JOIN campaigns c
 WHERE c.created_at < h_end AND campaign_status_at(c.id, c.status, h_end) <> 'draft'
 ORDER BY h, c.id
 """
-METRICS_COLUMNS = ["snapshot_hour", "campaign_id", "status", "seats_used", "seat_capacity", "credits_used",
-                   "credit_budget", "active_volunteers", "hours_logged"]
+METRICS_SCHEMA = columns(
+    ("snapshot_hour", "DateTime('UTC')"), ("campaign_id", "Int64"), ("status", "LowCardinality(String)"),
+    ("seats_used", "Int32"), ("seat_capacity", "Int32"), ("credits_used", "Decimal(14, 2)"),
+    ("credit_budget", "Decimal(12, 2)"), ("active_volunteers", "Int32"), ("hours_logged", "Decimal(14, 2)"))
+METRICS_COLUMNS = [c.name for c in METRICS_SCHEMA.columns]
 
 
-@dg.asset(key=["warehouse", "campaign_metrics_hourly"], kinds={"clickhouse", "postgres"}, partitions_def=HOURLY,
+@dg.asset(key=["warehouse", "campaign_metrics_hourly"],
+          **asset_page("campaigns", "campaign_metrics_hourly", METRICS_SCHEMA, asset_pages.HOURLY),
+          kinds={"clickhouse", "postgres"}, partitions_def=HOURLY,
           backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL,
           deps=[["postgres", "campaigns"]], **COMMON, description=(
               "Hourly campaign snapshots in ClickHouse (seed 004 aggregate-campaign-metrics), one row per campaign "
@@ -95,10 +110,9 @@ METRICS_COLUMNS = ["snapshot_hour", "campaign_id", "status", "seats_used", "seat
 def campaign_metrics_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource,
                             warehouse: WarehouseResource) -> dg.MaterializeResult:
     guard_run(context, postgres)
-    window = context.partition_time_window
-    rows = _replace_window(warehouse, postgres, "campaign_metrics_hourly", "snapshot_hour", METRICS_COLUMNS,
-                           METRICS_SQL, window.start, window.end, {})
-    return dg.MaterializeResult(metadata={"rows": rows, "hours": int((window.end - window.start).total_seconds() // 3600)})
+    rows = _replace_window(context, warehouse, postgres, "campaign_metrics_hourly", "snapshot_hour", METRICS_COLUMNS,
+                           METRICS_SQL, {})
+    return dg.MaterializeResult(metadata={"rows": rows, "hours": len(context.partition_keys)})
 
 
 # Seed 004 VIS: every activity contributes hours × type weight, halved every `half_life_days` of age,
@@ -117,14 +131,17 @@ FROM days JOIN volunteer_activities a ON a.occurred_at < days.d_end
 LEFT JOIN weights w ON w.activity_type = a.activity_type
 GROUP BY days.d, a.volunteer_id ORDER BY days.d, a.volunteer_id
 """.replace("{weights}", ", ".join(f"('{k}', {v})" for k, v in VIS_WEIGHTS.items()))
-VIS_COLUMNS = ["score_date", "volunteer_id", "score", "activities", "hours_total", "half_life_days"]
+VIS_SCHEMA = columns(("score_date", "Date"), ("volunteer_id", "Int64"), ("score", "Float64"), ("activities", "Int32"),
+                     ("hours_total", "Decimal(14, 2)"), ("half_life_days", "Float64"))
+VIS_COLUMNS = [c.name for c in VIS_SCHEMA.columns]
 
 
 class VisConfig(dg.Config):
     half_life_days: float = 90.0
 
 
-@dg.asset(key=["warehouse", "vis_scores"], kinds={"clickhouse", "postgres"}, partitions_def=DAILY_SCORES,
+@dg.asset(key=["warehouse", "vis_scores"], **asset_page("campaigns", "vis_scores", VIS_SCHEMA, asset_pages.DAILY),
+          kinds={"clickhouse", "postgres"}, partitions_def=DAILY_SCORES,
           backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL,
           deps=[["postgres", "volunteer_activities"]], **COMMON, description=(
               "Volunteer Impact Score per volunteer and day (seed 004): Σ hours × weight(type) × 0.5^(age / "
@@ -135,18 +152,29 @@ def vis_scores(context: dg.AssetExecutionContext, config: VisConfig, postgres: P
     guard_run(context, postgres)
     if config.half_life_days <= 0:
         raise dg.Failure(f"half_life_days must be positive, got {config.half_life_days}", allow_retries=False)
-    window = context.partition_time_window
-    rows = _replace_window(warehouse, postgres, "vis_scores", "score_date", VIS_COLUMNS, VIS_SQL,
-                           window.start, window.end, {"half_life": config.half_life_days})
+    rows = _replace_window(context, warehouse, postgres, "vis_scores", "score_date", VIS_COLUMNS, VIS_SQL,
+                           {"half_life": config.half_life_days})
     return dg.MaterializeResult(metadata={"rows": rows, "half_life_days": config.half_life_days})
 
 
-def _replace_window(warehouse, postgres, table, time_column, columns, query, start, end, params) -> int:
-    """Delete the window's rows in ClickHouse, then stream the recomputed ones in."""
+def _replace_window(context: dg.AssetExecutionContext, warehouse, postgres, table, time_column, columns, query,
+                    params) -> int:
+    """Delete the run's partitions' rows in ClickHouse, then stream the recomputed ones in. Each partition
+    reports its own `dagster/row_count`, counted in ClickHouse over the window just written (its rows
+    only this run writes; the window is a prefix of the table's ORDER BY, so the count reads no more)."""
+    window = context.partition_time_window
+    bounds = {"lo": window.start, "hi": window.end}
+    within = (f"{time_column} >= {{lo:DateTime64(6, 'UTC')}} AND {time_column} < {{hi:DateTime64(6, 'UTC')}}")
     with warehouse.client() as ch:
-        ch.command(f"DELETE FROM {table} WHERE {time_column} >= {{lo:DateTime64(6, 'UTC')}} "
-                   f"AND {time_column} < {{hi:DateTime64(6, 'UTC')}}", parameters={"lo": start, "hi": end})
-        return copy_into(ch, table, columns, postgres, query, {"lo": start, "hi": end, **params})
+        ch.command(f"DELETE FROM {table} WHERE {within}", parameters=bounds)
+        rows = copy_into(ch, table, columns, postgres, query, bounds | params)
+        counts = dict(ch.query(f"SELECT toUnixTimestamp(toDateTime({time_column}, 'UTC')), count() FROM {table} "
+                               f"WHERE {within} GROUP BY 1", parameters=bounds).result_rows)
+    partitions = context.assets_def.partitions_def
+    for key in context.partition_keys:
+        start = partitions.time_window_for_partition_key(key).start
+        context.add_asset_metadata(row_count(counts.get(int(start.timestamp()), 0)), partition_key=key)
+    return rows
 
 
 CAMPAIGN_ASSETS = [seat_usage, credit_usage, campaign_metrics_hourly, vis_scores]

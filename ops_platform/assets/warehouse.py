@@ -8,13 +8,14 @@ Every run reports each day it moved as a materialized partition with that day's 
 """
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 from sqlalchemy import text
 
+from ops_platform.framework.asset_pages import asset_page, columns, fresh_within, observed_schema, row_count
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
@@ -24,10 +25,12 @@ from ops_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from ops_platform.sync import engine, evolve
 from ops_platform.sync.rejects import open_rejects
 from ops_platform.sync.spec import SYNCED_TABLES, SyncedTable
-from ops_platform.sync.types import UnsupportedType
+from ops_platform.sync.types import SCALARS, UnsupportedType
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
 REJECTS_CHECK = "no_rejected_rows"
+BOOKKEEPING = (("_version", "UInt64"), ("_deleted", "UInt8"))  # ReplacingMergeTree's version and tombstone
+SYNC_FRESHNESS = fresh_within(timedelta(minutes=15), timedelta(minutes=15))  # seed 004: */15
 REFUSALS = (engine.SchemaDrift, UnsupportedType, engine.SyncPermissionError)  # decisions for a person: not retried
 
 
@@ -39,12 +42,20 @@ class SyncConfig(dg.Config):
                     "backfill the platform asks for after a column was added).")
 
 
+def guaranteed_schema(table: SyncedTable) -> dg.TableSchema:
+    """The columns every sync of `table` has, whatever the application's schema: its partition column and
+    cursor (NOT NULL timestamptz, SyncedTable.validate), ReplacingMergeTree's version and tombstone. The
+    rest follows Postgres (sync/evolve.py), so each run reports the whole schema it moved."""
+    stamp = SCALARS["timestamp with time zone"]
+    return columns(*dict.fromkeys([(table.partition_column, stamp), (table.cursor, stamp)]), *BOOKKEEPING)
+
+
 def synced_table_asset(table: SyncedTable) -> dg.AssetsDefinition:
     key = dg.AssetKey(["warehouse", table.name])
 
     @dg.asset(
         key=key,
-        group_name="warehouse",
+        **asset_page("warehouse_sync", table.name, guaranteed_schema(table), SYNC_FRESHNESS),
         kinds={"clickhouse", "postgres"},
         deps=[["postgres", table.name]],
         partitions_def=DAILY,
@@ -73,16 +84,19 @@ def synced_table_asset(table: SyncedTable) -> dg.AssetsDefinition:
             with engine.table_lock(table, postgres), warehouse.client() as ch:
                 plan = engine.prepare(table, postgres, ch)
                 result = _move(context, config.mode, plan, postgres, ch, pull)
+                stored = stored_rows(ch, table.name)
         except REFUSALS as refusal:
             raise dg.Failure(description=str(refusal), allow_retries=False) from refusal
         seconds = time.monotonic() - started
+        schema = [(c.name, c.clickhouse_type(table.name)) for c in plan.columns] + list(BOOKKEEPING)
         context.log.info(f"{table.name}: {result.mode} moved {result.rows} rows in {seconds:.1f} s")
         _report_days(context, plan, postgres, result)
         rejects = _rejects_check(context, table, postgres, notifier, result.rejected)
         return dg.MaterializeResult(
-            metadata=result.metadata() | {
+            metadata=result.metadata() | row_count(stored) | observed_schema(schema) | {
                 "path": "server pull" if pull else "client stream",
                 "rows_per_second": round(result.rows / seconds, 1) if seconds > 0 else 0.0,
+                "duration_seconds": round(seconds, 3),
                 "schema_changes": [f"{c.column}: {c.change}, {c.detail}" for c in plan.changes],
             },
             check_results=[rejects])
@@ -144,6 +158,14 @@ def _rejects_check(context, table: SyncedTable, postgres: PostgresResource, noti
             dedup_key=f"warehouse.rejects:{table.name}:{context.run.run_id}"))
     return dg.AssetCheckResult(check_name=REJECTS_CHECK, passed=count == 0, severity=dg.AssetCheckSeverity.ERROR,
                                metadata={"held_back_rows": count, "oldest": "\n".join(listed)})
+
+
+def stored_rows(ch, table: str) -> int:
+    """`dagster/row_count` of a synced table: the rows of its active parts in `system.parts`, free to
+    read. Rows not yet merged away (older versions, tombstones) count too, so it is an upper bound of
+    `count() FINAL`, which would read the whole table."""
+    return int(ch.query("SELECT sum(rows) FROM system.parts WHERE database = currentDatabase() "
+                        "AND table = {t:String} AND active", parameters={"t": table}).result_rows[0][0] or 0)
 
 
 def parity_check(table: SyncedTable, postgres: PostgresResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -48,9 +48,10 @@ def alert_tick(postgres: PostgresResource, now: datetime, log=None) -> dg.Sensor
     at = now.astimezone(UTC).replace(second=0, microsecond=0)
     with postgres.begin() as conn:
         evaluation = evaluate_rules(conn, at)
-    if evaluation.broken and log is not None:
-        listed = "; ".join(f"rule {rule_id}: {error}" for rule_id, error in list(evaluation.broken.items())[:20])
-        log.warning(f"{len(evaluation.broken)} broken alert rules skipped (see alert_rules.last_error): {listed}")
+    new = [(rule_id, error) for rule_id, error in evaluation.broken.items() if rule_id in evaluation.newly_broken]
+    if new and log is not None:  # once per rule and error: later ticks count it in the summary only
+        listed = "; ".join(f"rule {rule_id}: {error}" for rule_id, error in new[:20])
+        log.warning(f"{len(new)} alert rules broke and are skipped until fixed (see alert_rules.last_error): {listed}")
     summary = (f"{evaluation.evaluated} rules evaluated at {at:%Y-%m-%d %H:%M} UTC, "
                f"{len(evaluation.triggered)} triggered, {len(evaluation.broken)} broken")
     if not evaluation.triggered:
