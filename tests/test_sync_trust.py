@@ -273,3 +273,43 @@ def test_a_numeric_wider_than_clickhouse_is_named_up_front_with_the_way_out(post
     with wh.client() as ch:
         assert ch.query("SELECT amount FROM ledger FINAL").result_rows == \
             [("123456789012345678901234567890123456789012345678901234567890.25",)]
+
+
+def test_a_backfill_keeps_the_tombstone_of_a_row_that_moved_in_then_was_deleted(postgres, wh, instance):
+    """Its older copy lives on in the month it moved from: dropping the tombstone would bring it back."""
+    add_build(postgres, "feb", 1, started="2026-02-10 10:00+00")
+    sync_table(BUILDS, postgres, wh)
+    sql(postgres, "UPDATE builds SET started_at = '2026-01-10 10:00+00' WHERE id = 1")
+    sync_table(BUILDS, postgres, wh)
+    sql(postgres, "DELETE FROM builds WHERE id = 1")
+    sync_table(BUILDS, postgres, wh)
+    dg.materialize([BUILDS_ASSET], instance=instance, partition_key="2026-01-10",
+                   resources={"postgres": postgres, "warehouse": wh, "notifier": NotifierResource(postgres=postgres)})
+    assert builds_in_warehouse(wh) == builds_in_postgres(postgres) == {}
+
+
+def test_a_row_released_without_a_write_moves_by_key(postgres, wh):
+    """Its held-back column was dropped: no window brings the row again, so the sync moves it by key."""
+    add_build(postgres, "good", 1)
+    sql(postgres, "INSERT INTO builds (id, prd_name, status, started_at, completed_at) "
+                  "VALUES (2, 'held', 'completed', '2026-11-20 10:00+00', 'infinity')")
+    assert sync_table(BUILDS, postgres, wh).rejected == 1
+    sql(postgres, "ALTER TABLE builds DROP COLUMN completed_at")  # updated_at does not move
+    sync_table(BUILDS, postgres, wh)
+    assert builds_in_warehouse(wh) == {1: "good", 2: "held"}
+    assert sql(postgres, "SELECT count(*) FROM sync_rejects WHERE resolved_at IS NULL") == [(0,)]
+
+
+def test_the_sync_triggers_never_block_a_key_type_change(postgres, wh):
+    sql(postgres, "CREATE TABLE small_keys (id integer PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now(), "
+                  "updated_at timestamptz NOT NULL DEFAULT now())")
+    table = SyncedTable("small_keys", partition_column="created_at")
+    sql(postgres, "INSERT INTO small_keys (id) VALUES (1), (2)")
+    sync_table(table, postgres, wh)
+    sql(postgres, "ALTER TABLE small_keys ALTER COLUMN id TYPE bigint")  # the usual migration of an int key
+    sql(postgres, "UPDATE small_keys SET id = 3 WHERE id = 2")  # and the triggers still work
+    assert sql(postgres, "SELECT key_value FROM sync_tombstones WHERE table_name = 'small_keys'") == [(2,)]
+    # ClickHouse cannot retype a sorting key column in place: that table stops with one sentence.
+    with pytest.raises(engine.SchemaDrift, match=r"small_keys\.id changed in Postgres from Int32 to Int64, .*"
+                                                 r"sorting or partition key column; the way out: "):
+        sync_table(table, postgres, wh)

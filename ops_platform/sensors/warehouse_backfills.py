@@ -7,6 +7,8 @@ key has a retry window (framework/run_keys.py): a failed or refused backfill is 
 the change is pending, and never twice at once.
 """
 
+from datetime import UTC
+
 import dagster as dg
 from sqlalchemy import text
 
@@ -20,7 +22,7 @@ from ops_platform.sync.evolve import pending_backfills
 from ops_platform.sync.spec import SYNCED_TABLES
 
 SPECS = {t.name: t for t in SYNCED_TABLES}
-DATA_DAYS_SQL = "SELECT min(({c} AT TIME ZONE 'UTC')::date)::text, max(({c} AT TIME ZONE 'UTC')::date)::text FROM {t}"
+DATA_EXTENT_SQL = "SELECT min({c}), max({c}) FROM {t}"  # both ends of the partition column's index
 
 BACKFILL_TAG = "ops/schema_backfill"
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -36,20 +38,29 @@ def warehouse_backfill_sensor(context: dg.SensorEvaluationContext, postgres: Pos
     keys = DAILY.get_partition_keys()
     requests = []
     for table, change_id in pending_backfills(postgres):
-        with postgres.begin() as conn:
-            first, last = conn.execute(text(DATA_DAYS_SQL.format(c=SPECS[table].partition_column, t=table))).one()
-        first, last = max(first or keys[-1], keys[0]), min(last or keys[-1], keys[-1])
-        running = context.instance.get_run_records(
-            filters=dg.RunsFilter(tags={BACKFILL_TAG: table}, statuses=UNFINISHED), limit=1)
-        if running:
+        if context.instance.get_run_records(
+                filters=dg.RunsFilter(tags={BACKFILL_TAG: table}, statuses=UNFINISHED), limit=1):
             continue
+        first, last = partition_range(postgres, table, keys)
         requests.append(dg.RunRequest(
             run_key=run_key("warehouse_backfill", [table, str(change_id)]),
             asset_selection=[dg.AssetKey(["warehouse", table])],
             run_config={"ops": {f"warehouse__{table}": {"config": {"mode": "full"}}}},
-            tags={BACKFILL_TAG: table, "dagster/asset_partition_range_start": min(first, last),
+            tags={BACKFILL_TAG: table, "dagster/asset_partition_range_start": first,
                   "dagster/asset_partition_range_end": last},
         ))
     if not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason("no added column waits for a backfill"))
     return dg.SensorResult(run_requests=requests)
+
+
+def partition_range(postgres: PostgresResource, table: str, keys: list[str]) -> tuple[str, str]:
+    """The partition keys of the first and last day `table` has rows on, clamped to the partitions."""
+    with postgres.begin() as conn:
+        lo, hi = conn.execute(text(DATA_EXTENT_SQL.format(c=SPECS[table].partition_column, t=table))).one()
+
+    def key(at) -> str:
+        day = at.astimezone(UTC).date().isoformat() if at else keys[-1]
+        return min(max(day, keys[0]), keys[-1])
+
+    return key(lo), key(hi)

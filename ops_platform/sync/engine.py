@@ -147,10 +147,10 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
         # sent without a version would be stored with 0 and lose to older rows.
         ch.command(f"ALTER TABLE {table.name} MODIFY COLUMN _version UInt64 DEFAULT {table.clickhouse_version()}")
     times = warehouse_time_range(ch)
-    with postgres.begin() as conn:
-        changes = apply_changes(conn, ch, table.name, plan_changes(
-            table.name, columns, {name: ch_type for name, (ch_type, _) in existing.items()}))
-        refused = [c for c in changes if c.change == "refused"]
+    keys = frozenset((*(table.order_by or (table.key,)), table.partition_column))
+    changes = apply_changes(postgres, ch, table.name, plan_changes(
+        table.name, columns, {name: ch_type for name, (ch_type, _) in existing.items()}, keys))
+    refused = [c for c in changes if c.change == "refused"]
     if refused:
         raise SchemaDrift(refused[0].detail)
     return Plan(table, columns, times, tuple(changes))
@@ -189,8 +189,7 @@ def _install_triggers(conn, table: SyncedTable) -> None:
         f"{table.name}_tombstone": f"AFTER DELETE ON {table.name} FOR EACH ROW "
                                    f"EXECUTE FUNCTION ops_sync_tombstone('{table.key}', '{table.partition_column}')",
         # A new key is a delete of the old one (and an insert of the new one, which the touch trigger stamps).
-        f"{table.name}_rekeyed": f"AFTER UPDATE OF {table.key} ON {table.name} FOR EACH ROW "
-                                 f"WHEN (OLD.{table.key} IS DISTINCT FROM NEW.{table.key}) "
+        f"{table.name}_rekeyed": f"AFTER UPDATE ON {table.name} FOR EACH ROW "
                                  f"EXECUTE FUNCTION ops_sync_tombstone('{table.key}', '{table.partition_column}')",
     }
     for name, definition in wanted.items():
@@ -238,7 +237,7 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
         conn.execute(text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t"), {"u": upper, "t": table.name})
     window = {"lo": state.watermark, "hi": upper, "t": table.name}
     where = f"{table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s"
-    rejected, held = _record_rejects(plan, postgres, table.cursor, state.watermark, upper)
+    rejected, held, released = _record_rejects(plan, postgres, table.cursor, state.watermark, upper)
     ranges = key_ranges(postgres, table, where, window)
     if _pulls(plan, pull_url, held):
         rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper, ranges, held)
@@ -247,6 +246,7 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
     tombstones = TOMBSTONES_SQL.format(table=table.name, key=table.key, lo=plan.times.lo, hi=plan.times.hi)
     deletes = copy_into(ch, table.name, [table.key, table.partition_column, "_version", "_deleted"], postgres,
                         tombstones, window)
+    rows += _copy_released(plan, postgres, ch, released)
     with postgres.begin() as conn:
         conn.execute(
             text(
@@ -268,7 +268,7 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     never see half a month, and a run that dies before a swap has changed nothing in that partition.
     """
     table = plan.table
-    rejected, held = _record_rejects(plan, postgres, table.partition_column, start, end)
+    rejected, held, released = _record_rejects(plan, postgres, table.partition_column, start, end)
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
     ch.command(f"CREATE TABLE {staging} AS {table.name}")
     try:
@@ -283,8 +283,11 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
                    f"AND `{table.partition_column}` < {{hi:DateTime64(6, 'UTC')}}")
         touched = _partitions(ch, staging) | _partitions(ch, table.name, in_days, window)
         for partition in sorted(touched):
+            # Tombstones inside the days stay: one may stand for a row that moved here from another
+            # partition before it was deleted, whose older copy lives on elsewhere.
             ch.command(f"INSERT INTO {staging} SELECT * FROM {table.name} "
-                       f"WHERE _partition_id = {{p:String}} AND NOT ({in_days})", parameters=window | {"p": partition},
+                       f"WHERE _partition_id = {{p:String}} AND (NOT ({in_days}) OR _deleted = 1)",
+                       parameters=window | {"p": partition},
                        settings={"insert_deduplicate": 0})
         filled = _partitions(ch, staging)
         for partition in sorted(touched):
@@ -293,17 +296,27 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
             ch.command(f"ALTER TABLE {table.name} {action}")
     finally:
         ch.command(f"DROP TABLE IF EXISTS {staging}")
+    rows += _copy_released(plan, postgres, ch, released)
     return SyncResult(rows, start, end, "replace", rejected=rejected)
 
 
 def _record_rejects(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None,
-                    hi: datetime) -> tuple[int, list[int]]:
+                    hi: datetime) -> tuple[int, list[int], list[int]]:
     """Quarantine the window's rows ClickHouse cannot hold before any row moves: (newly held back, every
-    held-back key of the window). The window's rows cannot change meanwhile: a write moves a row
-    past `hi`."""
+    held-back key of the window, keys released without a write, see record_rejects). The window's rows
+    cannot change meanwhile: a write moves a row past `hi`."""
     window = f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
     with postgres.begin() as conn:
         return record_rejects(conn, plan.table, plan.columns, plan.times, window, {"lo": lo, "hi": hi})
+
+
+def _copy_released(plan: Plan, postgres: PostgresResource, ch: Client, keys: list[int]) -> int:
+    """Rows whose reject cleared without a write to them (their column was dropped or became a text
+    column, the warehouse's time range widened): no window would bring them, so they move by key."""
+    if not keys:
+        return 0
+    query = f"SELECT {plan.select_list()} FROM {plan.table.name} WHERE {plan.table.key} = ANY(%(keys)s) AND {plan.keep}"
+    return copy_into(ch, plan.table.name, plan.column_names(), postgres, query, {"keys": keys})
 
 
 def _pulls(plan: Plan, pull_url: str | None, held: list[int]) -> bool:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
 from ops_platform.framework.audit import record
 from ops_platform.resources.postgres import PostgresResource
@@ -62,8 +62,10 @@ class SchemaChange:
         return self.change == "added"
 
 
-def plan_changes(table: str, columns: list[Column], existing: dict[str, str]) -> list[SchemaChange]:
-    """What ClickHouse must do to follow Postgres. `existing`: ClickHouse column → type, in table order."""
+def plan_changes(table: str, columns: list[Column], existing: dict[str, str],
+                 keys: frozenset[str] = frozenset()) -> list[SchemaChange]:
+    """What ClickHouse must do to follow Postgres. `existing`: ClickHouse column → type, in table order;
+    `keys`: the sorting and partition key columns, which ClickHouse cannot retype in place."""
     wanted = {c.name: c.clickhouse_type(table) for c in columns}
     changes = []
     previous = None
@@ -71,9 +73,9 @@ def plan_changes(table: str, columns: list[Column], existing: dict[str, str]) ->
         if name not in existing:
             after = f" AFTER `{previous}`" if previous else " FIRST"
             changes.append(SchemaChange(name, "added", f"added as {ch_type}",
-                                        f"ALTER TABLE {table} ADD COLUMN `{name}` {ch_type}{after}"))
+                                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` {ch_type}{after}"))
         elif existing[name] != ch_type:
-            changes.append(_type_change(table, name, existing[name], ch_type))
+            changes.append(_type_change(table, name, existing[name], ch_type, name in keys))
         previous = name
     for name, ch_type in existing.items():
         if name not in wanted and name not in SYNC_COLUMNS:
@@ -84,20 +86,20 @@ def plan_changes(table: str, columns: list[Column], existing: dict[str, str]) ->
     return changes
 
 
-def _type_change(table: str, name: str, current: str, wanted: str) -> SchemaChange:
+def _type_change(table: str, name: str, current: str, wanted: str, key: bool) -> SchemaChange:
     current_inner, current_null = _unwrap(current)
     wanted_inner, wanted_null = _unwrap(wanted)
     target = f"Nullable({wanted_inner})" if (current_null or wanted_null) else wanted_inner
     if target == current:  # e.g. NOT NULL added in Postgres: the Nullable column still holds every value
         return SchemaChange(name, "widened", f"{wanted} fits the existing {current}")
-    if _holds(wanted_inner, current_inner):
+    if _holds(wanted_inner, current_inner) and not key:
         return SchemaChange(name, "widened", f"{current} → {target}",
                             f"ALTER TABLE {table} MODIFY COLUMN `{name}` {target}")
     return SchemaChange(
         name, "refused",
         f"{table}.{name} changed in Postgres from {current} to {wanted}, which ClickHouse cannot follow in place "
-        f"without risking its rows; the way out: revert the column's type, or drop the ClickHouse table "
-        f"{table} and backfill every partition of warehouse/{table}")
+        f"{'in a sorting or partition key column' if key else 'without risking its rows'}; the way out: revert "
+        f"the column's type, or drop the ClickHouse table {table} and backfill every partition of warehouse/{table}")
 
 
 def _unwrap(ch_type: str) -> tuple[str, bool]:
@@ -120,26 +122,29 @@ def _holds(wide: str, narrow: str) -> bool:
     return all(arrays) and _holds(arrays[0][1], arrays[1][1])
 
 
-def apply_changes(conn: Connection, ch, table: str, changes: list[SchemaChange]) -> list[SchemaChange]:
-    """Apply the ALTERs ClickHouse can make and record every decision once (in `conn`'s transaction).
-    When a change cannot be followed, nothing is altered and only the refusal is recorded: the caller
-    raises SchemaDrift(refusal.detail) once the record is committed. Returns what was decided."""
+def apply_changes(postgres: PostgresResource, ch, table: str, changes: list[SchemaChange]) -> list[SchemaChange]:
+    """Record every decision once, then apply the ALTER ClickHouse can make. Each decision is committed
+    before its ALTER runs, so a run that dies between the two still leaves the backfill an added column
+    needs on the record (the next run finds the column missing and adds it). When a change cannot be
+    followed, nothing is altered and only the refusal is recorded: the caller raises
+    SchemaDrift(refusal.detail). Returns what was decided."""
     refused = [c for c in changes if c.change == "refused"]
     applied = []
     for change in refused or changes:
-        if change.change == "retired" and change.statement is None and \
-                conn.execute(RETIRED_BEFORE_SQL, {"table": table, "column": change.column}).first():
-            continue  # already on the record
         if change.statement is None and change.change == "widened":
             continue  # nothing to do, nothing to record
+        with postgres.begin() as conn:
+            if change.change == "retired" and change.statement is None and \
+                    conn.execute(RETIRED_BEFORE_SQL, {"table": table, "column": change.column}).first():
+                continue  # already on the record
+            row = conn.execute(RECORD_CHANGE_SQL, {"table": table, "column": change.column, "change": change.change,
+                                                   "detail": change.detail, "backfill": change.needs_backfill}).first()
+            if row is not None:
+                record(conn, action=f"warehouse/{table}", action_type="system", success=change.change != "refused",
+                       error=change.detail if change.change == "refused" else None,
+                       output={"schema_change": change.change, "column": change.column, "detail": change.detail})
         if change.statement:
             ch.command(change.statement)
-        row = conn.execute(RECORD_CHANGE_SQL, {"table": table, "column": change.column, "change": change.change,
-                                               "detail": change.detail, "backfill": change.needs_backfill}).first()
-        if row is not None:
-            record(conn, action=f"warehouse/{table}", action_type="system", success=change.change != "refused",
-                   error=change.detail if change.change == "refused" else None,
-                   output={"schema_change": change.change, "column": change.column, "detail": change.detail})
         applied.append(change)
     return applied
 

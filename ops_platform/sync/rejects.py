@@ -43,10 +43,12 @@ def record_rejects(conn: Connection, table: SyncedTable, columns: list[Column], 
                    window: str, params: dict) -> tuple[int, list[int]]:
     """Quarantine the window's rows ClickHouse cannot hold; resolve open rejects whose row was fixed or
     deleted. `window` is a SQL predicate on the table (with :named params). Returns (how many rows were
-    newly held back, the keys of every held-back row in the window)."""
+    newly held back, the keys of every held-back row in the window, the keys whose rejects were resolved
+    here: fixed without a write to the row, e.g. its column was dropped, they need moving by key; a
+    row fixed by a write moves with its window anyway, and moving it twice is harmless)."""
     tests = [(c, *r) for c in columns if (r := c.reject(times))]
     if not tests:
-        return 0, []
+        return 0, [], _resolve_all(conn, table.name)
     checks = ", ".join(f"('{c.name}', left({c.name}::text, {VALUE_TEXT_LIMIT}), {_literal(reason)}, {test})"
                        for c, test, reason in tests)
     # One pass over the window: only rows failing the keep predicate reach the per-column checks.
@@ -60,12 +62,19 @@ def record_rejects(conn: Connection, table: SyncedTable, columns: list[Column], 
         DO UPDATE SET value = EXCLUDED.value, last_seen_at = now()
         RETURNING key_value, (xmax = 0)"""), params | {"table": table.name}).all()
     still_bad = " OR ".join(f"(r.column_name = '{c.name}' AND {test})" for c, test, _ in tests)
-    conn.execute(text(f"""
+    resolved = conn.execute(text(f"""
         UPDATE sync_rejects r SET resolved_at = now()
         WHERE r.table_name = :table AND r.resolved_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM {table.name} WHERE {table.key} = r.key_value AND ({still_bad}))"""),
-        {"table": table.name})
-    return len({key for key, inserted in new if inserted}), sorted({key for key, _ in new})
+          AND NOT EXISTS (SELECT 1 FROM {table.name} WHERE {table.key} = r.key_value AND ({still_bad}))
+        RETURNING r.key_value"""), {"table": table.name}).scalars().all()
+    held = {key for key, _ in new}
+    return len({key for key, inserted in new if inserted}), sorted(held), sorted(set(resolved) - held)
+
+
+def _resolve_all(conn: Connection, table: str) -> list[int]:
+    """No column can hold a reject any more (the last such column was dropped or became text)."""
+    return conn.execute(text("UPDATE sync_rejects SET resolved_at = now() WHERE table_name = :table "
+                             "AND resolved_at IS NULL RETURNING key_value"), {"table": table}).scalars().all()
 
 
 def _literal(value: str) -> str:

@@ -6,8 +6,8 @@
 --    transaction, or by two transactions that waited on each other's row lock, are ordered as they
 --    happened. The watermark's rule still holds: a stamp is never earlier than its transaction's
 --    start, so every row stamped before the oldest open transaction's start is committed.
--- 2. A row whose key or partition value changes leaves a tombstone for its old place (the
---    `<table>_moved` trigger the sync installs calls ops_sync_tombstone on UPDATE).
+-- 2. A row whose key changes leaves a tombstone for its old key (the `<table>_rekeyed` trigger the
+--    sync installs calls ops_sync_tombstone on UPDATE).
 -- 3. Rows holding a value ClickHouse cannot store exactly are quarantined in sync_rejects.
 -- 4. Schema changes the sync applied by itself, and the backfills they need, are on the record.
 
@@ -29,17 +29,23 @@ BEGIN
     RETURN NEW;
 END $$ LANGUAGE plpgsql;
 
--- TG_ARGV: key column, partition column. On DELETE, and on an UPDATE that moves a row to another key
--- or partition value, the old place gets a tombstone. Retention jobs delete with ops.retention = 'on':
--- the warehouse is where old rows live on, so those deletes are not propagated.
+-- TG_ARGV: key column, partition column. On DELETE, and on an UPDATE that gives a row another key, the
+-- old key gets a tombstone. The key is compared inside the function (not in the trigger's WHEN or
+-- column list), so the trigger depends on no column and never blocks the application's
+-- `ALTER COLUMN id TYPE bigint`. Retention jobs delete with ops.retention = 'on': the warehouse is where
+-- old rows live on, so those deletes are not propagated.
 CREATE OR REPLACE FUNCTION ops_sync_tombstone() RETURNS trigger AS $$
+DECLARE
+    old_key text := to_jsonb(OLD) ->> TG_ARGV[0];
 BEGIN
+    IF TG_OP = 'UPDATE' AND old_key IS NOT DISTINCT FROM (to_jsonb(NEW) ->> TG_ARGV[0]) THEN
+        RETURN NULL;
+    END IF;
     IF coalesce(current_setting('ops.retention', true), '') <> 'on' THEN
         INSERT INTO sync_tombstones (table_name, key_value, partition_value, deleted_at)
-        VALUES (TG_TABLE_NAME, (to_jsonb(OLD) ->> TG_ARGV[0])::bigint, (to_jsonb(OLD) ->> TG_ARGV[1])::timestamptz,
-                ops_write_stamp());
+        VALUES (TG_TABLE_NAME, old_key::bigint, (to_jsonb(OLD) ->> TG_ARGV[1])::timestamptz, ops_write_stamp());
     END IF;
-    RETURN OLD;
+    RETURN NULL;
 END $$ LANGUAGE plpgsql;
 
 -- One open row per (table, key, column) ClickHouse cannot hold; resolved when the row is fixed or gone.
