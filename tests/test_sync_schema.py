@@ -156,3 +156,25 @@ def test_the_sync_never_blocks_the_applications_migrations(postgres, wh, instanc
     run(postgres, wh, instance)
     sql(postgres, "ALTER TABLE builds DROP COLUMN error, ALTER COLUMN cost_usd TYPE numeric(14, 2)")
     assert run(postgres, wh, instance).success
+
+
+def backfill_as_the_sensor_asks(postgres, wh, instance):
+    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as context:
+        [request] = warehouse_backfill_sensor(context).run_requests
+    return dg.materialize([BUILDS_ASSET], instance=instance, run_config=request.run_config, tags=request.tags,
+                          resources={"postgres": postgres, "warehouse": wh, "notifier": NotifierResource(postgres=postgres)})
+
+
+def test_a_column_dropped_and_added_again_does_not_keep_its_old_values(postgres, wh, instance):
+    generate(postgres, scale=2_000, now=NOW)
+    sql(postgres, "UPDATE builds SET error = 'old boom'")
+    run(postgres, wh, instance)
+    sql(postgres, "ALTER TABLE builds DROP COLUMN error")
+    sql(postgres, "ALTER TABLE builds ADD COLUMN error text")  # same name, same type, no sync between
+    assert run(postgres, wh, instance).success
+    retired = [name for name in columns(wh, "builds") if name.startswith("error__retired_")]
+    assert len(retired) == 1 and [c[:3] for c in changes(postgres)] == [("error", "retired", False),
+                                                                      ("error", "added", True)]
+    assert backfill_as_the_sensor_asks(postgres, wh, instance).success
+    with wh.client() as ch:
+        assert ch.query("SELECT count() FROM builds FINAL WHERE error IS NOT NULL").result_rows == [(0,)]

@@ -139,9 +139,13 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
         _install_triggers(conn, table)
     _drop_abandoned_staging(table, ch)
     ch.command(table.ddl(columns))
-    existing = {name: (ch_type, default) for name, ch_type, default in ch.query(
-        "SELECT name, type, default_expression FROM system.columns WHERE database = currentDatabase() "
+    existing = {name: (ch_type, default, comment) for name, ch_type, default, comment in ch.query(
+        "SELECT name, type, default_expression, comment FROM system.columns WHERE database = currentDatabase() "
         "AND table = {t:String} ORDER BY position", parameters={"t": table.name}).result_rows}
+    unmarked = [c for c in columns if c.name in existing and not existing[c.name][2]]
+    if unmarked:  # made before columns carried their Postgres identity: mark them (metadata only)
+        ch.command(f"ALTER TABLE {table.name} " + ", ".join(
+            f"COMMENT COLUMN `{c.name}` '{c.identity}'" for c in unmarked))
     if not existing["_version"][1]:
         # Made before ClickHouse computed `_version` (a metadata change): without the DEFAULT, rows
         # sent without a version would be stored with 0 and lose to older rows.
@@ -149,7 +153,8 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
     times = warehouse_time_range(ch)
     keys = frozenset((*(table.order_by or (table.key,)), table.partition_column))
     changes = apply_changes(postgres, ch, table.name, plan_changes(
-        table.name, columns, {name: ch_type for name, (ch_type, _) in existing.items()}, keys))
+        table.name, columns, {name: ch_type for name, (ch_type, _, _) in existing.items()}, keys,
+        {name: comment for name, (_, _, comment) in existing.items() if name not in {c.name for c in unmarked}}))
     refused = [c for c in changes if c.change == "refused"]
     if refused:
         raise SchemaDrift(refused[0].detail)

@@ -63,17 +63,27 @@ class SchemaChange:
 
 
 def plan_changes(table: str, columns: list[Column], existing: dict[str, str],
-                 keys: frozenset[str] = frozenset()) -> list[SchemaChange]:
+                 keys: frozenset[str] = frozenset(), identities: dict[str, str] | None = None) -> list[SchemaChange]:
     """What ClickHouse must do to follow Postgres. `existing`: ClickHouse column → type, in table order;
-    `keys`: the sorting and partition key columns, which ClickHouse cannot retype in place."""
-    wanted = {c.name: c.clickhouse_type(table) for c in columns}
+    `keys`: the sorting and partition key columns, which ClickHouse cannot retype in place; `identities`:
+    ClickHouse column → its COMMENT (Column.identity), which tells a column Postgres dropped and added
+    again under the same name (its old values must not pass for the new column's)."""
+    identities = identities or {}
+    wanted = {c.name: c for c in columns}
     changes = []
     previous = None
-    for name, ch_type in wanted.items():
-        if name not in existing:
+    for name, column in wanted.items():
+        ch_type = column.clickhouse_type(table)
+        recreated = identities.get(name, "").startswith("pg:") and identities[name] != column.identity
+        if recreated:
+            retired = f"{name}__retired_{identities[name][3:]}"
+            changes.append(SchemaChange(name, "retired", f"dropped and added again in Postgres: the old column is "
+                                        f"kept as {retired}", f"ALTER TABLE {table} RENAME COLUMN `{name}` TO `{retired}`"))
+        if name not in existing or recreated:
             after = f" AFTER `{previous}`" if previous else " FIRST"
             changes.append(SchemaChange(name, "added", f"added as {ch_type}",
-                                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` {ch_type}{after}"))
+                                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` {ch_type} "
+                                        f"COMMENT '{column.identity}'{after}"))
         elif existing[name] != ch_type:
             changes.append(_type_change(table, name, existing[name], ch_type, name in keys))
         previous = name

@@ -41,7 +41,7 @@ class SyncedTable:
             column.clickhouse_type(self.name)  # raises, naming the column, before any row moves
 
     def ddl(self, columns: list[Column]) -> str:
-        body = ",\n    ".join(f"`{c.name}` {c.clickhouse_type(self.name)}" for c in columns)
+        body = ",\n    ".join(f"`{c.name}` {c.clickhouse_type(self.name)} COMMENT '{c.identity}'" for c in columns)
         order = ", ".join(self.order_by or (self.key,))
         return (
             f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body},\n    _version UInt64 DEFAULT {self.clickhouse_version()},\n"

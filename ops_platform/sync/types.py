@@ -73,6 +73,12 @@ class Column:
     scale: int | None = None
     element: str | None = None  # for arrays: the Postgres element type
     as_text: bool = False       # moved as its exact Postgres text (SyncedTable.text_columns)
+    position: int | None = None  # Postgres' attnum: a column dropped and added again gets a new one
+
+    @property
+    def identity(self) -> str:
+        """What the ClickHouse column's COMMENT holds, to tell a re-created column from the one it replaced."""
+        return f"pg:{self.position}"
 
     def clickhouse_type(self, table: str) -> str:
         """The ClickHouse type of this column. Raises UnsupportedType naming `table.column` and the way out."""
@@ -143,7 +149,8 @@ def warehouse_time_range(ch) -> TimeRange:
 def postgres_columns(conn: Connection, table: str) -> list[Column]:
     rows = conn.execute(
         text(
-            "SELECT column_name, data_type, is_nullable = 'YES', numeric_precision, numeric_scale, ltrim(udt_name, '_') "
+            "SELECT column_name, data_type, is_nullable = 'YES', numeric_precision, numeric_scale, ltrim(udt_name, '_'), "
+            "ordinal_position "
             "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = :t "
             "ORDER BY ordinal_position"
         ),
@@ -152,4 +159,4 @@ def postgres_columns(conn: Connection, table: str) -> list[Column]:
     if not rows:
         raise UnsupportedType(f"{table}: no such table in Postgres")
     return [Column(r[0], r[1], r[2], r[3] if r[1] == "numeric" else None, r[4] if r[1] == "numeric" else None,
-                   r[5] if r[1] == "ARRAY" else None) for r in rows]
+                   r[5] if r[1] == "ARRAY" else None, position=r[6]) for r in rows]
