@@ -310,9 +310,13 @@ def _record_rejects(plan: Plan, postgres: PostgresResource, column: str, lo: dat
     """Quarantine the window's rows ClickHouse cannot hold before any row moves: (newly held back, every
     held-back key of the window, keys released without a write, see record_rejects). The window's rows
     cannot change meanwhile: a write moves a row past `hi`."""
-    window = f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
     with postgres.begin() as conn:
-        return record_rejects(conn, plan.table, plan.columns, plan.times, window, {"lo": lo, "hi": hi})
+        return record_rejects(conn, plan.table, plan.columns, plan.times, _between(column), {"lo": lo, "hi": hi})
+
+
+def _between(column: str) -> str:
+    """lo ≤ column < hi with SQLAlchemy parameters :lo (None: no lower bound) and :hi."""
+    return f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
 
 
 def _copy_released(plan: Plan, postgres: PostgresResource, ch: Client, keys: list[int]) -> int:
@@ -341,7 +345,7 @@ def data_extent(plan: Plan, postgres: PostgresResource) -> tuple[datetime | None
 def rows_per_day(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None, hi: datetime) -> dict:
     """{UTC day of the partition column: rows} of the rows moved with lo ≤ `column` < hi: what a run
     moved, day by day (the asset reports each day as its own partition)."""
-    where = f"{column} >= coalesce(CAST(:lo AS timestamptz), '-infinity') AND {column} < :hi"
+    where = _between(column)
     with postgres.begin() as conn:
         return dict(conn.execute(text(ROWS_PER_DAY_SQL.format(
             partition=plan.table.partition_column, table=plan.table.name, where=where, keep=plan.keep)),
