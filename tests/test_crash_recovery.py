@@ -30,10 +30,9 @@ from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.events import events_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL
-from ops_platform.sensors.audit import audit_run_failure, audit_run_success
-from ops_platform.sensors.dead_run_workers import dead_run_workers, process_running, worker_pid
-from ops_platform.sensors.events_outbox import events_outbox_sensor
-from ops_platform.sensors.run_failures import job_failure_streaks
+from ops_platform.runs.workers import process_running, worker_pid
+from ops_platform.sensors.events import events_outbox_sensor
+from ops_platform.sensors.runs import audit_run_failure, audit_run_success, dead_run_workers, job_failure_streaks
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
