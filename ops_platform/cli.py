@@ -28,7 +28,7 @@ from ops_platform.framework.controls import read_controls, set_controls
 from ops_platform.resources.postgres import DatabaseUnavailable
 from ops_platform.resources.warehouse import WarehouseBusy
 from ops_platform.schema.migrate import MigrationError, migrate_postgres, migrate_warehouse
-from ops_platform.settings import PROJECT_ROOT, ConfigError, ops_home
+from ops_platform.settings import PROJECT_ROOT, ConfigError, Settings
 
 SWITCHES = {"kill-switch": "kill_switch", "jobs": "jobs_enabled", "comms": "comms_enabled", "writes": "write_enabled"}
 
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 def _up(args) -> int:
     url = f"http://{args.host}:{args.port}"
     try:
-        lock = rt.lock_platform(ops_home(), url)  # before anything starts: a second `ops up` starts nothing
+        lock = rt.lock_platform(Settings.load().home.resolve(), url)  # before anything starts: a second `ops up` starts nothing
     except rt.PlatformRunning as running:
         print(f"ops up: {running}", file=sys.stderr)
         return 1
@@ -153,7 +153,7 @@ def _check(args) -> int:
 
 def _print_channels() -> None:
     """Each notification channel: configured, or which environment variables it still needs (never a value)."""
-    from ops_platform.resources.from_env import build_channels
+    from ops_platform.build import build_channels
 
     print("notification channels (unconfigured ones keep messages in the local outbox"
           " unless OPS_NOTIFY_UNCONFIGURED=error):")

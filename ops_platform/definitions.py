@@ -12,8 +12,12 @@ from types import ModuleType
 
 import dagster as dg
 
-from ops_platform import assets, jobs, schedules, sensors
-from ops_platform.resources.from_env import build_resources
+from ops_platform.settings import current
+
+SETTINGS = current()  # read and validated first: a wrong variable stops the load, named, before anything else
+
+from ops_platform import assets, jobs, schedules, sensors  # noqa: E402 - their schedules read the settings
+from ops_platform.build import build_resources  # noqa: E402
 
 WIRING = (assets, jobs, schedules, sensors)
 # Dagster exports no name for the class of define_asset_job's result; take it from a result.
@@ -56,4 +60,4 @@ def collect(modules) -> dict[str, list]:
     return found
 
 
-defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources())
+defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources(SETTINGS))

@@ -61,6 +61,9 @@ class WarehouseResource(dg.ConfigurableResource):
     pull_postgres_url: str | None = Field(
         default=None, description="When set, ClickHouse pulls synced rows from this Postgres URL (postgresql() table "
         "function) instead of the platform streaming them; it must be reachable from ClickHouse. EnvVar.")
+    parallel_from_rows: int = Field(
+        default=300_000, gt=0, description="A sync window Postgres estimates at this many rows or more moves in "
+        "parallel key ranges (OPS_SYNC_PARALLEL_FROM_ROWS).")
 
     @property
     def embedded(self) -> bool:
