@@ -112,7 +112,8 @@ def launch_runs(instance, env, home, config, count: int) -> tuple[str, set[str]]
     for launcher in [launch(env, home, run_id, config) for run_id in runs]:
         assert launcher.wait(timeout=60) == 0, launcher.stderr.read()
     [holder] = wait_for(lambda: slot_holders(instance) & runs, "a run to take the warehouse slot", timeout=45)
-    wait_for(lambda: all(status(instance, r) == dg.DagsterRunStatus.STARTED for r in runs), "every run to start")
+    wait_for(lambda: all(status(instance, r) == dg.DagsterRunStatus.STARTED for r in runs), "every run to start",
+             timeout=90)  # run workers start slowly on a loaded 2-core machine
     return holder, runs - {holder}
 
 
