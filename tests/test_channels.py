@@ -229,7 +229,7 @@ def test_server_errors_until_the_last_attempt_raise_delivery_error():
     with Provider(replies=[(500, {})] * 3) as p:
         with pytest.raises(DeliveryError) as err:
             deliver(ChannelsResource(slack_webhook_url=p.url + SLACK_SECRET_PATH, **FAST), "slack", payload())
-    assert len(p.hits) == 3 and err.value.attempts == 3
+    assert len(p.hits) == 3 and err.value.attempts == 3 and err.value.retryable
     assert str(err.value) == "slack: HTTP 500 after 3 attempts"
 
 
@@ -239,7 +239,7 @@ def test_a_4xx_is_not_retried_and_its_reason_is_kept_without_the_secret():
         channels = ChannelsResource(telegram_bot_token=BOT_TOKEN, telegram_chat_id="1", telegram_api_url=p.url, **FAST)
         with pytest.raises(DeliveryError) as err:
             deliver(channels, "telegram", payload())
-    assert len(p.hits) == 1 and err.value.attempts == 1
+    assert len(p.hits) == 1 and err.value.attempts == 1 and not err.value.retryable
     assert str(err.value) == "telegram: HTTP 401: Unauthorized: token *** revoked (not retried)"
 
 
@@ -247,7 +247,8 @@ def test_network_errors_are_retried():
     channels = ChannelsResource(teams_webhook_url=f"http://127.0.0.1:{free_port()}/x", **FAST)  # nothing listens
     with pytest.raises(DeliveryError) as err:
         deliver(channels, "teams", payload())
-    assert err.value.attempts == 3 and str(err.value) == "teams: ConnectError after 3 attempts"
+    assert err.value.attempts == 3 and err.value.retryable
+    assert str(err.value) == "teams: ConnectError after 3 attempts"
 
 
 # -- wait hints: the one retry rule (outbound/retry.py) ------------------------------------------
