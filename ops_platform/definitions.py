@@ -2,7 +2,8 @@
 
 Every module of `assets/`, `jobs/`, `schedules/` and `sensors/` is imported, and each Dagster
 definition it holds at module scope (alone, or in a list or tuple) is registered once. A domain adds
-a definition by defining it in its wiring module; nothing here changes.
+a definition by defining it in its wiring module; nothing here changes. Where steps execute is
+OPS_EXECUTOR's choice (executor.py): the same code location on one machine, Celery workers or Kubernetes.
 """
 
 import importlib
@@ -13,6 +14,7 @@ from types import ModuleType
 import dagster as dg
 
 from ops_platform import assets, jobs, schedules, sensors
+from ops_platform.executor import executor_from_env
 from ops_platform.resources.from_env import build_resources
 
 WIRING = (assets, jobs, schedules, sensors)
@@ -56,4 +58,4 @@ def collect(modules) -> dict[str, list]:
     return found
 
 
-defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources())
+defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources(), executor=executor_from_env())

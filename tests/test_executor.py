@@ -1,5 +1,9 @@
 """OPS_EXECUTOR chooses where steps execute; a missing or wrong setting stops the load naming the variable."""
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -30,3 +34,13 @@ def test_an_unknown_executor_is_refused(monkeypatch):
     monkeypatch.setenv("OPS_EXECUTOR", "dask")
     with pytest.raises(ConfigError, match="OPS_EXECUTOR must be one of multiprocess, celery, k8s, got 'dask'"):
         executor_from_env()
+
+
+def test_the_code_location_runs_every_job_on_the_chosen_executor():
+    """The platform's own code location, unchanged, on Celery: OPS_EXECUTOR is read when it loads."""
+    script = "from ops_platform.definitions import defs; print(sorted({j.executor_def.name for j in " \
+             "defs.resolve_all_job_defs()}))"
+    env = {**os.environ, "OPS_EXECUTOR": "celery", "OPS_CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['celery']"
