@@ -1,6 +1,7 @@
 """Where a run's steps execute, chosen by OPS_EXECUTOR without changing the code location.
 
-- `multiprocess` (default): each step in a subprocess of the run worker (`ops up`, one machine).
+- `multiprocess` (default): each step in a subprocess of the run worker (`ops up`, one machine); Dagster's
+  default executor, which a run may still switch to in-process through its run config.
 - `celery`: each step is a Celery task on a broker (OPS_CELERY_BROKER_URL, e.g. redis://host:6379/0),
   executed by `celery -A ops_platform.celery_app worker` processes on any machine that has the code
   location and reaches the same Postgres. Results travel back through OPS_CELERY_BACKEND_URL (default:
@@ -65,4 +66,4 @@ def executor_from_env() -> dg.ExecutorDefinition:
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    return dg.multiprocess_executor
+    return dg.multi_or_in_process_executor
