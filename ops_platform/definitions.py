@@ -2,7 +2,8 @@
 
 Every module of `assets/`, `jobs/`, `schedules/` and `sensors/` is imported, and each Dagster
 definition it holds at module scope (alone, or in a list or tuple) is registered once. A domain adds
-a definition by defining it in its wiring module; nothing here changes.
+a definition by defining it in its wiring module; nothing here changes. Where steps execute is
+OPS_EXECUTOR's choice (executor.py): the same code location on one machine, Celery workers or Kubernetes.
 """
 
 import importlib
@@ -18,6 +19,7 @@ SETTINGS = current()  # read and validated first: a wrong variable stops the loa
 
 from ops_platform import assets, jobs, schedules, sensors  # noqa: E402 - their schedules read the settings
 from ops_platform.build import build_resources  # noqa: E402
+from ops_platform.executor import chosen_executor  # noqa: E402
 
 WIRING = (assets, jobs, schedules, sensors)
 # Dagster exports no name for the class of define_asset_job's result; take it from a result.
@@ -60,4 +62,5 @@ def collect(modules) -> dict[str, list]:
     return found
 
 
-defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources(SETTINGS))
+defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources(SETTINGS),
+                      executor=chosen_executor(SETTINGS))

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     warehouse_database: str = var(WAREHOUSE_DB_VAR, "ops")
     home: Path = var(HOME_VAR, PROJECT_ROOT / ".ops")
 
+    # Where steps execute (executor.py) and how many may use the warehouse at once.
+    executor: Annotated[str, Parse(_one_of("multiprocess", "celery", "k8s"))] = var("OPS_EXECUTOR", "multiprocess")
+    celery_broker_url: SecretStr | None = var("OPS_CELERY_BROKER_URL")
+    celery_backend_url: SecretStr | None = var("OPS_CELERY_BACKEND_URL")
+    warehouse_pool_limit: Annotated[int | None, Parse(_positive)] = var("OPS_WAREHOUSE_POOL_LIMIT")
+
     # The sync (seed 004).
     sync_pull_url: SecretStr | None = var("OPS_SYNC_PULL_URL")
     sync_parallel_from_rows: Annotated[int, Parse(_positive)] = var("OPS_SYNC_PARALLEL_FROM_ROWS", 300_000)
