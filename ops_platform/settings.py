@@ -144,7 +144,7 @@ class Parse:
 def _one_of(*allowed: str):
     def parse(var: str, raw: str) -> str:
         if raw not in allowed:
-            raise ValueError(f"{var} must be {' or '.join(repr(a) for a in allowed)}, got {raw!r}")
+            raise ValueError(f"{var} must be {_either([repr(a) for a in allowed])}, got {raw!r}")
         return raw
     return parse
 

@@ -32,7 +32,7 @@ def test_celery_without_a_broker_is_refused(monkeypatch):
 
 def test_an_unknown_executor_is_refused(monkeypatch):
     monkeypatch.setenv("OPS_EXECUTOR", "dask")
-    with pytest.raises(ConfigError, match="OPS_EXECUTOR must be one of multiprocess, celery, k8s, got 'dask'"):
+    with pytest.raises(ConfigError, match="OPS_EXECUTOR must be 'multiprocess', 'celery' or 'k8s', got 'dask'"):
         chosen_executor()
 
 
