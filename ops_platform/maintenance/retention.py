@@ -51,7 +51,8 @@ POLICIES = {
 # skips them, so the warehouse keeps what retention removes.
 RETENTION_MODE_SQL = text("SET LOCAL ops.retention = 'on'")
 DELETE_EXPIRED_SQL = "DELETE FROM {table} WHERE {age_column} < :cutoff AND ({condition})"
-ARCHIVE_EXPIRED_SQL = "UPDATE {table} SET archived = true WHERE {age_column} < :cutoff AND ({condition}) AND NOT archived"
+ARCHIVE_EXPIRED_SQL = ("UPDATE {table} SET archived = true "
+                       "WHERE {age_column} < :cutoff AND ({condition}) AND NOT archived")
 LOG_RESULT_SQL = text(
     "INSERT INTO system_logs (level, source, message, data) VALUES ('INFO', :s, :m, CAST(:d AS jsonb))"
 )
