@@ -15,6 +15,8 @@ TABLES = ["builds", "tasks", "executions", "agent_activity_feed", "user_profiles
           "campaigns", "volunteer_activities"]
 WARN_ABOVE = {"tasks": 100_000, "agent_activity_feed": 1_000_000}
 
+TABLE_ROWS_SQL = "SELECT count(*) FROM {table}"
+
 OPERATIONAL = [
     dg.AssetSpec(key=["postgres", t], group_name="operational", kinds={"postgres"},
                  description=f"The operational `{t}` table (written by the product, read by the platform).")
@@ -30,7 +32,7 @@ CHECK_SPECS = [dg.AssetCheckSpec("table_size", asset=spec.key,
 def table_size_checks(postgres: PostgresResource):
     try:
         with postgres.begin() as conn:
-            sizes = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
+            sizes = {t: conn.execute(text(TABLE_ROWS_SQL.format(table=t))).scalar_one() for t in TABLES}
     except DatabaseUnavailable as err:
         for spec in CHECK_SPECS:
             yield dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name, passed=False,
