@@ -218,3 +218,27 @@ def test_any_history_of_partition_runs_leaves_the_catalog_as_it_was(pg_server, w
         assert sorted([*result.removed, *result.kept]) == sorted(runs)
         newest = {day: run for (day, _), run in zip(history_of_runs, runs, strict=True)}
         assert set(newest.values()) <= set(result.kept)
+
+
+def test_tick_retention_is_read_and_validated_by_dagster(dagster):
+    retention = dagster.get_settings("retention")
+    for kind in ("schedule", "sensor"):
+        assert retention[kind]["purge_after_days"] == {"skipped": 7, "success": 30, "failure": 90}
+    overrides = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    overrides["retention"]["sensor"]["purge_after_days"]["succeeded"] = 30  # not a tick status
+    with pytest.raises(dg.DagsterInvalidConfigError, match="succeeded"):
+        with dg.instance_for_test(overrides=overrides):
+            pass
+
+
+def test_the_daily_job_keeps_runs_younger_than_its_age(dagster, postgres, warehouse):
+    from ops_platform.jobs.history import dagster_history_job
+
+    young = noise_job.execute_in_process(instance=dagster).run_id
+    result = dagster_history_job.execute_in_process(
+        instance=dagster, resources={"postgres": postgres, "warehouse": warehouse},
+        run_config={"ops": {"archive_dagster_history": {"config": {"max_age_days": 1}}}})
+    assert result.success
+    output = next(e for e in result.all_node_events if e.is_successful_output)
+    assert output.step_output_data.metadata["runs_removed"].value == 0
+    assert dagster.get_run_by_id(young) is not None
