@@ -27,6 +27,7 @@ from pathlib import Path
 import dagster as dg
 import psutil
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from ops_platform.history.archive import bound_history
 from ops_platform.runtime import running
@@ -35,6 +36,10 @@ from ops_platform.settings import DAGSTER_PG_URL_VAR, PROJECT_ROOT
 
 DAGSTER_BYTES_SQL = text("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                          "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'")
+# Sessions ever opened on the server (Postgres 14+), and those open now: Dagster's storage opens a
+# connection per operation (NullPool), so churn, not held connections, is what it costs.
+SESSIONS_SQL = text("SELECT sum(sessions) FROM pg_stat_database")
+OPEN_SQL = text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
 TICKS_SQL = text("SELECT count(*), coalesce(sum(pg_column_size(t.*)), 0) FROM job_ticks t")
 WARM_UP_SECONDS = 45
 
@@ -59,10 +64,17 @@ def measure_ticks(dagster_pg, env: dict, seconds: int) -> dict:
         with dagster_pg.connect() as conn:
             ticks0, tick_bytes0 = conn.execute(TICKS_SQL).one()
             size0 = conn.execute(DAGSTER_BYTES_SQL).scalar_one()
+            sessions0 = conn.execute(SESSIONS_SQL).scalar_one()
         cpu0, started = cpu_seconds(daemon), time.monotonic()
-        time.sleep(seconds)  # the measured window
+        peak, samples = 0, 0
+        while time.monotonic() - started < seconds:  # the measured window, sampled each second
+            with dagster_pg.connect() as conn:
+                peak = max(peak, conn.execute(OPEN_SQL).scalar_one() - 1)
+            samples += 1
+            time.sleep(1)
         cpu1, elapsed = cpu_seconds(daemon), time.monotonic() - started
         with dagster_pg.connect() as conn:
+            sessions = conn.execute(SESSIONS_SQL).scalar_one() - sessions0 - samples - 1  # less our own
             ticks1, tick_bytes1 = conn.execute(TICKS_SQL).one()
             size1 = conn.execute(DAGSTER_BYTES_SQL).scalar_one()
             runs = conn.execute(text("SELECT count(*) FROM runs")).scalar_one()
@@ -74,7 +86,7 @@ def measure_ticks(dagster_pg, env: dict, seconds: int) -> dict:
             "tick_row_bytes": (tick_bytes1 - tick_bytes0) / max(ticks, 1),
             "tick_storage_bytes": (size1 - size0) / max(ticks, 1),
             "daemon_cpu_per_second": (cpu1 - cpu0) / elapsed, "cpu_per_tick": (cpu1 - cpu0) / max(ticks, 1),
-            "runs_launched": runs}
+            "runs_launched": runs, "sessions_per_tick": sessions / max(ticks, 1), "peak_connections": peak}
 
 
 def measure_runs(instance: dg.DagsterInstance, dagster_pg, count: int) -> dict:
@@ -84,12 +96,14 @@ def measure_runs(instance: dg.DagsterInstance, dagster_pg, count: int) -> dict:
     job.execute_in_process(instance=instance)  # warm: first-run imports and table creation
     with dagster_pg.connect() as conn:
         size0 = conn.execute(DAGSTER_BYTES_SQL).scalar_one()
+    with dagster_pg.connect() as conn:
+        sessions0 = conn.execute(SESSIONS_SQL).scalar_one()
     cpu0 = time.process_time()
     for _ in range(count):
         assert job.execute_in_process(instance=instance).success
     cpu = (time.process_time() - cpu0) / count
     with dagster_pg.connect() as conn:
-        conn.execute(text("ANALYZE"))
+        sessions = conn.execute(SESSIONS_SQL).scalar_one() - sessions0 - 1
         size1 = conn.execute(DAGSTER_BYTES_SQL).scalar_one()
         events = conn.execute(text("SELECT count(*) FROM event_logs")).scalar_one()
         runs = conn.execute(text("SELECT count(*) FROM runs")).scalar_one()
@@ -99,7 +113,7 @@ def measure_runs(instance: dg.DagsterInstance, dagster_pg, count: int) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 3
     return {"bytes_per_run": (size1 - size0) / count, "cpu_per_run": cpu, "worker_load_cpu": load,
-            "events_per_run": events / max(runs, 1)}
+            "events_per_run": events / max(runs, 1), "sessions_per_run": sessions / count}
 
 
 def measure_archive(instance: dg.DagsterInstance, warehouse) -> dict:
@@ -126,7 +140,7 @@ def main() -> None:
         migrate_postgres(runtime.postgres)
         migrate_warehouse(runtime.warehouse)
         dagster_pg = create_engine(runtime.env[DAGSTER_PG_URL_VAR].replace("postgresql://", "postgresql+psycopg://", 1),
-                                   isolation_level="AUTOCOMMIT")
+                                   isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME/dagster.yaml: Postgres storage
             instance.get_runs(limit=1)  # creates Dagster's tables before the daemon starts
             ticks = measure_ticks(dagster_pg, os.environ.copy(), args.seconds)
@@ -138,10 +152,13 @@ def main() -> None:
     print(f"  per tick         {ticks['tick_row_bytes']:,.0f} B tick row, {ticks['tick_storage_bytes']:,.0f} B of "
           f"Dagster storage growth, {ticks['cpu_per_tick'] * 1000:,.0f} ms daemon CPU")
     print(f"  daemon CPU       {ticks['daemon_cpu_per_second'] * 100:.1f} % of one core")
+    print(f"  Postgres         {ticks['sessions_per_tick']:.1f} sessions opened per tick, at most "
+          f"{ticks['peak_connections']} open at once")
     print(f"runs of agent_stats_job ({args.runs}):")
     print(f"  per run          {runs['bytes_per_run']:,.0f} B of Dagster storage, {runs['events_per_run']:.0f} events, "
           f"{runs['cpu_per_run'] * 1000:,.0f} ms CPU in process + {runs['worker_load_cpu'] * 1000:,.0f} ms to load "
           "the code location in a run worker")
+    print(f"  Postgres         {runs['sessions_per_run']:.1f} sessions opened per run (in process)")
     print(f"history pass ({archive['runs']} runs): {archive['removed']} archived and removed, {archive['kept']} kept "
           "for the catalog")
     print(f"  per run          {archive['archive_bytes_per_run']:,.0f} B in ClickHouse, "
