@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import json
 import os
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +19,7 @@ from croniter import CroniterBadDateError, croniter
 DATABASE_URL_VAR = "OPS_DATABASE_URL"  # postgresql://user:pass@host:5432/ops
 WAREHOUSE_URL_VAR = "OPS_WAREHOUSE_URL"  # http(s)://user:pass@host:8123/ or chdb:///abs/dir
 WAREHOUSE_DB_VAR = "OPS_WAREHOUSE_DATABASE"  # ClickHouse database, default "ops"
+WAREHOUSE_CLUSTER_VAR = "OPS_WAREHOUSE_CLUSTER"  # ClickHouse cluster (remote_servers) the tables span; unset: one node
 DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"  # Dagster's own storage (dagster.yaml reads it)
 HOME_VAR = "OPS_HOME"  # data directory of the embedded defaults
 
@@ -44,6 +46,15 @@ def database_url() -> str:
 
 def warehouse_database() -> str:
     return os.environ.get(WAREHOUSE_DB_VAR, "ops")
+
+
+def warehouse_cluster() -> str | None:
+    """The ClickHouse cluster the warehouse's tables span (schema/cluster.py), or None for one node."""
+    name = os.environ.get(WAREHOUSE_CLUSTER_VAR, "").strip()
+    if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"{WAREHOUSE_CLUSTER_VAR} must be a cluster name from the servers' remote_servers "
+                          f"(letters, digits, _ . -), got {name!r}")
+    return name or None
 
 
 def cron_problem(cron: object, example: str) -> str | None:

@@ -20,6 +20,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 from pydantic import Field
 
+from ops_platform.schema.cluster import WarehouseLayout, run_ddl
+
 WAREHOUSE_POOL = "warehouse"
 WAITING_MESSAGE = "the embedded warehouse directory is in use by another process; waiting"
 log = logging.getLogger("ops_platform.warehouse")
@@ -74,9 +76,11 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             key = (self.url, self.database)
             if key not in _databases_made:
-                client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+                run_ddl(client, f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
                 _databases_made.add(key)
             client.database = self.database
+            for name, value in WarehouseLayout.from_settings().session_settings().items():
+                client.set_client_setting(name, value)
             yield client
         finally:
             client.close()

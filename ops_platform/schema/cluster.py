@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from clickhouse_connect.driver.client import Client
+
 from ops_platform.settings import warehouse_cluster
 
 LOCAL = "_local"
@@ -115,3 +117,14 @@ class WarehouseLayout:
         key = (order["list"] or order["one"]).strip()
         return (f"CREATE TABLE {if_not_exists or ''}{name} ON CLUSTER `{self.cluster}` AS {name}{LOCAL}\n"
                 f"ENGINE = Distributed(`{self.cluster}`, currentDatabase(), {name}{LOCAL}, cityHash64({key}))")
+
+
+def run_ddl(ch: Client, sql: str, like: str | None = None, **kwargs) -> None:
+    """Carry out `sql` (written for one node) on the configured layout; kwargs go to Client.command."""
+    for statement in WarehouseLayout.from_settings().statements(sql, like):
+        ch.command(statement, **kwargs)
+
+
+def parts(table: str) -> str:
+    """WarehouseLayout.parts on the configured layout."""
+    return WarehouseLayout.from_settings().parts(table)

@@ -20,6 +20,7 @@ from psycopg import ClientCursor
 from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.schema.cluster import parts, run_ddl
 from ops_platform.settings import positive_int_from_env
 from ops_platform.sync.evolve import SchemaChange, SchemaDrift, apply_changes, plan_changes
 from ops_platform.sync.rejects import keep_predicate, record_rejects
@@ -138,18 +139,18 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
         table.validate(columns)
         _install_triggers(conn, table)
     _drop_abandoned_staging(table, ch)
-    ch.command(table.ddl(columns))
+    run_ddl(ch, table.ddl(columns))
     existing = {name: (ch_type, default, comment) for name, ch_type, default, comment in ch.query(
         "SELECT name, type, default_expression, comment FROM system.columns WHERE database = currentDatabase() "
         "AND table = {t:String} ORDER BY position", parameters={"t": table.name}).result_rows}
     unmarked = [c for c in columns if c.name in existing and not existing[c.name][2]]
     if unmarked:  # made before columns carried their Postgres identity: mark them (metadata only)
-        ch.command(f"ALTER TABLE {table.name} " + ", ".join(
+        run_ddl(ch, f"ALTER TABLE {table.name} " + ", ".join(
             f"COMMENT COLUMN `{c.name}` '{c.identity}'" for c in unmarked))
     if not existing["_version"][1]:
         # Made before ClickHouse computed `_version` (a metadata change): without the DEFAULT, rows
         # sent without a version would be stored with 0 and lose to older rows.
-        ch.command(f"ALTER TABLE {table.name} MODIFY COLUMN _version UInt64 DEFAULT {table.clickhouse_version()}")
+        run_ddl(ch, f"ALTER TABLE {table.name} MODIFY COLUMN _version UInt64 DEFAULT {table.clickhouse_version()}")
     times = warehouse_time_range(ch)
     keys = frozenset((*(table.order_by or (table.key,)), table.partition_column))
     changes = apply_changes(postgres, ch, table.name, plan_changes(
@@ -167,7 +168,7 @@ def _drop_abandoned_staging(table: SyncedTable, ch: Client) -> None:
     for (name,) in ch.query(
             "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
             parameters={"p": f"{table.name}__staging_"}).result_rows:
-        ch.command(f"DROP TABLE IF EXISTS `{name}`")
+        run_ddl(ch, f"DROP TABLE IF EXISTS `{name}`")
 
 
 @contextmanager
@@ -275,7 +276,7 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     table = plan.table
     rejected, held, released = _record_rejects(plan, postgres, table.partition_column, start, end)
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
-    ch.command(f"CREATE TABLE {staging} AS {table.name}")
+    run_ddl(ch, f"CREATE TABLE {staging} AS {table.name}", like=table.ddl(plan.columns))
     try:
         where = f"{table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s"
         window = {"lo": start, "hi": end}
@@ -290,7 +291,7 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
         for partition in sorted(touched):
             # Tombstones inside the days stay: one may stand for a row that moved here from another
             # partition before it was deleted, whose older copy lives on elsewhere.
-            ch.command(f"INSERT INTO {staging} SELECT * FROM {table.name} "
+            ch.command(f"INSERT INTO {staging} SELECT * FROM {parts(table.name)} "
                        f"WHERE _partition_id = {{p:String}} AND (NOT ({in_days}) OR _deleted = 1)",
                        parameters=window | {"p": partition},
                        settings={"insert_deduplicate": 0})
@@ -298,9 +299,9 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
         for partition in sorted(touched):
             action = f"REPLACE PARTITION ID '{partition}' FROM {staging}" if partition in filled \
                 else f"DROP PARTITION ID '{partition}'"
-            ch.command(f"ALTER TABLE {table.name} {action}")
+            run_ddl(ch, f"ALTER TABLE {table.name} {action}")
     finally:
-        ch.command(f"DROP TABLE IF EXISTS {staging}")
+        run_ddl(ch, f"DROP TABLE IF EXISTS {staging}")
     rows += _copy_released(plan, postgres, ch, released)
     return SyncResult(rows, start, end, "replace", rejected=rejected)
 
@@ -353,7 +354,7 @@ def rows_per_day(plan: Plan, postgres: PostgresResource, column: str, lo: dateti
 
 
 def _partitions(ch: Client, table: str, where: str = "1", params: dict | None = None) -> set[str]:
-    return {r[0] for r in ch.query(f"SELECT DISTINCT _partition_id FROM {table} WHERE {where}",
+    return {r[0] for r in ch.query(f"SELECT DISTINCT _partition_id FROM {parts(table)} WHERE {where}",
                                    parameters=params or {}).result_rows}
 
 
