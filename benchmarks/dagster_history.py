@@ -148,7 +148,8 @@ def main() -> None:
             archive = measure_archive(instance, runtime.warehouse)
         dagster_pg.dispose()
     print(f"idle daemon, {ticks['seconds']:.0f} s after a {WARM_UP_SECONDS} s warm-up:")
-    print(f"  ticks            {ticks['ticks']} ({ticks['ticks_per_day']:,.0f} a day); runs launched {ticks['runs_launched']}")
+    print(f"  ticks            {ticks['ticks']} ({ticks['ticks_per_day']:,.0f} a day); "
+          f"runs launched {ticks['runs_launched']}")
     print(f"  per tick         {ticks['tick_row_bytes']:,.0f} B tick row, {ticks['tick_storage_bytes']:,.0f} B of "
           f"Dagster storage growth, {ticks['cpu_per_tick'] * 1000:,.0f} ms daemon CPU")
     print(f"  daemon CPU       {ticks['daemon_cpu_per_second'] * 100:.1f} % of one core")
@@ -162,7 +163,8 @@ def main() -> None:
     print(f"history pass ({archive['runs']} runs): {archive['removed']} archived and removed, {archive['kept']} kept "
           "for the catalog")
     print(f"  per run          {archive['archive_bytes_per_run']:,.0f} B in ClickHouse, "
-          f"{archive['cpu_per_archived_run'] * 1000:,.0f} ms CPU, {archive['seconds_per_archived_run'] * 1000:,.0f} ms wall")
+          f"{archive['cpu_per_archived_run'] * 1000:,.0f} ms CPU, "
+          f"{archive['seconds_per_archived_run'] * 1000:,.0f} ms wall")
 
 
 if __name__ == "__main__":

@@ -86,8 +86,9 @@ def test_a_synced_table_is_replicated_on_each_shard_with_a_distributed_table_sha
     assert front == ("CREATE TABLE IF NOT EXISTS builds ON CLUSTER `ops` AS builds_local\n"
                      "ENGINE = Distributed(`ops`, currentDatabase(), builds_local, cityHash64(id))")
     staging_local, staging = CLUSTER.statements("CREATE TABLE builds__staging_1 AS builds", like=BUILDS.ddl(columns))
-    assert staging_local.startswith("CREATE TABLE builds__staging_1_local ON CLUSTER `ops` AS builds_local\n"
-                                    "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}'")
+    assert staging_local.startswith(
+        "CREATE TABLE builds__staging_1_local ON CLUSTER `ops` AS builds_local\n"
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}'")
     assert "Distributed(`ops`, currentDatabase(), builds__staging_1_local, cityHash64(id))" in staging
 
 

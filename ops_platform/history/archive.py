@@ -18,6 +18,7 @@ import dagster as dg
 from clickhouse_connect.driver.client import Client
 
 from ops_platform.history.catalog import catalog_reason
+from ops_platform.maintenance.archive import ArchiveMismatch
 
 ARCHIVED_EVENT_IDS_SQL = "SELECT storage_id FROM dagster_events_archive WHERE run_id = {run:String}"
 ARCHIVED_RUN_SQL = "SELECT count() FROM dagster_runs_archive WHERE run_id = {run:String}"
@@ -29,10 +30,6 @@ EVENT_COLUMNS = ["run_id", "storage_id", "ts", "event_type", "step_key", "asset_
                  "message", "event"]
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 PAGE = 1000  # runs, or events of a run, read per round trip
-
-
-class ArchiveMismatch(RuntimeError):
-    """The archive does not hold exactly a run's events: the run was not removed."""
 
 
 @dataclass

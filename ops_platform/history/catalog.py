@@ -28,7 +28,8 @@ ASSET_EVENTS = (
 CHECK_EVENTS = (dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
 
 
-def catalog_reason(instance: dg.DagsterInstance, run: dg.DagsterRun, records: Sequence[dg.EventLogRecord]) -> str | None:
+def catalog_reason(instance: dg.DagsterInstance, run: dg.DagsterRun,
+                   records: Sequence[dg.EventLogRecord]) -> str | None:
     """Why the catalog needs `run` ("latest ASSET_MATERIALIZATION of orders[2024-01-02]"), or None when
     removing it changes nothing the catalog shows. `records`: the run's events (get_records_for_run)."""
     for record in records:

@@ -33,8 +33,8 @@ REPLICA_ARGS = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
 # Statements we write for one node. Names are plain identifiers, optionally in backquotes.
 _NAME = r"`?(?P<{}>\w+)`?"
 CREATE_RE = re.compile(r"CREATE TABLE (?P<if>IF NOT EXISTS )?" + _NAME.format("name")
-                       + r"\s*(?P<body>\(.*\))\s*ENGINE = (?P<engine>\w*MergeTree)(?:\((?P<args>[^()]*)\))?(?P<tail>.*)",
-                       re.S)
+                       + r"\s*(?P<body>\(.*\))\s*ENGINE = (?P<engine>\w*MergeTree)"
+                       + r"(?:\((?P<args>[^()]*)\))?(?P<tail>.*)", re.S)
 CREATE_AS_RE = re.compile(r"CREATE TABLE (?P<if>IF NOT EXISTS )?" + _NAME.format("name") + r" AS "
                           + _NAME.format("source"))
 ALTER_RE = re.compile(r"ALTER TABLE " + _NAME.format("name") + r" (?P<action>.+)", re.S)
