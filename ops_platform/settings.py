@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DATABASE_URL_VAR = "OPS_DATABASE_URL"  # postgresql://user:pass@host:5432/ops
 WAREHOUSE_URL_VAR = "OPS_WAREHOUSE_URL"  # http(s)://user:pass@host:8123/ or chdb:///abs/dir
 WAREHOUSE_DB_VAR = "OPS_WAREHOUSE_DATABASE"  # ClickHouse database, default "ops"
+WAREHOUSE_CLUSTER_VAR = "OPS_WAREHOUSE_CLUSTER"  # ClickHouse cluster (remote_servers) the tables span; unset: one node
 DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"  # Dagster's own storage (dagster.yaml reads it)
 HOME_VAR = "OPS_HOME"  # data directory of the embedded defaults
 
@@ -110,6 +112,13 @@ def _positive(var: str, raw: str) -> int:
     return int(raw)
 
 
+def _cluster_name(var: str, raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", raw):
+        raise ValueError(f"{var} must be a cluster name from the servers' remote_servers (letters, digits, _ . -), "
+                         f"got {raw!r}")
+    return raw
+
+
 def _listed(var: str, raw: str) -> list[str]:
     """A comma-separated list, blanks dropped."""
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -173,6 +182,8 @@ class Settings(BaseSettings):
     warehouse_url: SecretStr | None = var(WAREHOUSE_URL_VAR)
     warehouse_database: str = var(WAREHOUSE_DB_VAR, "ops")
     home: Path = var(HOME_VAR, PROJECT_ROOT / ".ops")
+    warehouse_cluster: Annotated[str | None, Parse(_cluster_name)] = var(WAREHOUSE_CLUSTER_VAR)  # None: one node
+    dagster_run_retention_days: Annotated[int, Parse(_positive)] = var("OPS_DAGSTER_RUN_RETENTION_DAYS", 30)
 
     # Where steps execute (executor.py) and how many may use the warehouse at once.
     executor: Annotated[str, Parse(_one_of("multiprocess", "celery", "k8s"))] = var("OPS_EXECUTOR", "multiprocess")

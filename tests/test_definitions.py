@@ -17,7 +17,7 @@ INVENTORY = {
              "vis_job", "cache_warmer_job", "auto_transition_job", "ai_budget_reset_job",
              "release_held_job", "retry_queue_job", "events_job", "synthetics_job", "digests_job",
              "scheduled_notifications_job", "daily_digest_job", "morning_call_job", "canvas_alerts_job",
-             "set_campaign_status_job"},
+             "set_campaign_status_job", "dagster_history_job"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
@@ -28,6 +28,7 @@ INVENTORY = {
         "auto_transition_schedule": "0 * * * *", "ai_budget_reset_schedule": "0 0 * * *",
         "cache_warmer_schedule": "30 7 * * 1-5", "synthetics_schedule": "*/5 * * * *",
         "daily_digest_schedule": "0 8 * * *", "morning_call_schedule": "0 6 * * *",
+        "dagster_history_schedule": "30 4 * * *",  # issue 13: Dagster's own history
     },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled", "held_notifications_sensor", "retry_queue_sensor", "events_outbox_sensor",

@@ -10,6 +10,7 @@ from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from ops_platform.schema.cluster import run_ddl
 from ops_platform.sync.engine import copy_into
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2025-01-01-00:00")
@@ -166,7 +167,7 @@ def _replace_window(context: dg.AssetExecutionContext, warehouse, postgres, tabl
     bounds = {"lo": window.start, "hi": window.end}
     within = (f"{time_column} >= {{lo:DateTime64(6, 'UTC')}} AND {time_column} < {{hi:DateTime64(6, 'UTC')}}")
     with warehouse.client() as ch:
-        ch.command(CLEAR_WINDOW_SQL.format(table=table, within=within), parameters=bounds)
+        run_ddl(ch, CLEAR_WINDOW_SQL.format(table=table, within=within), parameters=bounds)
         rows = copy_into(ch, table, columns, postgres, query, bounds | params)
         counts = dict(ch.query(PARTITION_ROWS_SQL.format(time_column=time_column, table=table, within=within),
                                parameters=bounds).result_rows)

@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 from pydantic import Field
 
+from ops_platform.schema.cluster import WarehouseLayout, run_ddl
 from ops_platform.settings import ConfigError, Settings
 
 WAREHOUSE_POOL = "warehouse"
@@ -108,9 +109,11 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             key = (self.url, self.database)
             if key not in _databases_made:
-                client.command(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+                run_ddl(client, f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
                 _databases_made.add(key)
             client.database = self.database
+            for name, value in WarehouseLayout.from_settings().session_settings().items():
+                client.set_client_setting(name, value)
             yield client
         finally:
             client.close()

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
+from ops_platform.schema.cluster import run_ddl
 
 SCHEMA_DIR = Path(__file__).parent
 _ADVISORY_LOCK = 7_311_002  # any constant: serialises concurrent migrators
@@ -83,7 +84,7 @@ def migrate_warehouse(warehouse: WarehouseResource) -> list[str]:
     """Apply pending ClickHouse migrations (one statement per `;`-terminated block)."""
     applied_now = []
     with warehouse.client() as ch:
-        ch.command(WAREHOUSE_MIGRATIONS_TABLE_SQL)
+        run_ddl(ch, WAREHOUSE_MIGRATIONS_TABLE_SQL)
         done = dict(ch.query(WAREHOUSE_APPLIED_SQL).result_rows)
         for m in load("warehouse"):
             if m.version in done:
@@ -91,7 +92,7 @@ def migrate_warehouse(warehouse: WarehouseResource) -> list[str]:
                     raise MigrationError(f"warehouse migration {m.version:04d}_{m.name} changed after it was applied")
                 continue
             for statement in _statements(m.sql):
-                ch.command(statement)
+                run_ddl(ch, statement)
             ch.insert("schema_migrations", [[m.version, m.name, m.checksum]], column_names=["version", "name", "checksum"])
             applied_now.append(f"{m.version:04d}_{m.name}")
     return applied_now

@@ -20,6 +20,7 @@ from psycopg import ClientCursor
 from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.schema.cluster import parts, run_ddl
 from ops_platform.sync.evolve import SchemaChange, SchemaDrift, apply_changes, plan_changes
 from ops_platform.sync.rejects import keep_predicate, record_rejects
 from ops_platform.sync.spec import SyncedTable
@@ -187,15 +188,15 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
         table.validate(columns)
         _install_triggers(conn, table)
     _drop_abandoned_staging(table, ch)
-    ch.command(table.ddl(columns))
+    run_ddl(ch, table.ddl(columns))
     existing = {name: (ch_type, default, comment) for name, ch_type, default, comment in ch.query(
         WAREHOUSE_COLUMNS_SQL, parameters={"t": table.name}).result_rows}
     unmarked = [c for c in columns if c.name in existing and not existing[c.name][2]]
     if unmarked:  # made before columns carried their Postgres identity: mark them (metadata only)
-        ch.command(MARK_COLUMNS_SQL.format(table=table.name, comments=", ".join(
+        run_ddl(ch, MARK_COLUMNS_SQL.format(table=table.name, comments=", ".join(
             f"COMMENT COLUMN `{c.name}` '{c.identity}'" for c in unmarked)))
     if not existing["_version"][1]:  # see VERSION_DEFAULT_SQL
-        ch.command(VERSION_DEFAULT_SQL.format(table=table.name, version=table.clickhouse_version()))
+        run_ddl(ch, VERSION_DEFAULT_SQL.format(table=table.name, version=table.clickhouse_version()))
     times = warehouse_time_range(ch)
     keys = frozenset((*(table.order_by or (table.key,)), table.partition_column))
     changes = apply_changes(postgres, ch, table.name, plan_changes(
@@ -211,7 +212,7 @@ def _drop_abandoned_staging(table: SyncedTable, ch: Client) -> None:
     """A replace killed outright (no `finally`) leaves its staging table behind. The asset calls
     prepare() under the table's lock, so no staging table of this table is in use: each one is abandoned."""
     for (name,) in ch.query(STAGING_TABLES_SQL, parameters={"p": f"{table.name}__staging_"}).result_rows:
-        ch.command(DROP_ABANDONED_SQL.format(name=name))
+        run_ddl(ch, DROP_ABANDONED_SQL.format(name=name))
 
 
 @contextmanager
@@ -303,7 +304,7 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     table = plan.table
     rejected, held, released = _record_rejects(plan, postgres, table.partition_column, start, end)
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
-    ch.command(CREATE_STAGING_SQL.format(staging=staging, table=table.name))
+    run_ddl(ch, CREATE_STAGING_SQL.format(staging=staging, table=table.name), like=table.ddl(plan.columns))
     try:
         where = f"{table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s"
         window = {"lo": start, "hi": end}
@@ -316,15 +317,15 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
                    f"AND `{table.partition_column}` < {{hi:DateTime64(6, 'UTC')}}")
         touched = _partitions(ch, staging) | _partitions(ch, table.name, in_days, window)
         for partition in sorted(touched):
-            ch.command(COMPLETE_PARTITION_SQL.format(staging=staging, table=table.name, in_days=in_days),
+            ch.command(COMPLETE_PARTITION_SQL.format(staging=staging, table=parts(table.name), in_days=in_days),
                        parameters=window | {"p": partition},
                        settings={"insert_deduplicate": 0})
         filled = _partitions(ch, staging)
         for partition in sorted(touched):
             swap = REPLACE_PARTITION_SQL if partition in filled else DROP_PARTITION_SQL
-            ch.command(swap.format(table=table.name, partition=partition, staging=staging))
+            run_ddl(ch, swap.format(table=table.name, partition=partition, staging=staging))
     finally:
-        ch.command(DROP_STAGING_SQL.format(staging=staging))
+        run_ddl(ch, DROP_STAGING_SQL.format(staging=staging))
     rows += _copy_released(plan, postgres, ch, released)
     return SyncResult(rows, start, end, "replace", rejected=rejected)
 
@@ -377,7 +378,7 @@ def rows_per_day(plan: Plan, postgres: PostgresResource, column: str, lo: dateti
 
 
 def _partitions(ch: Client, table: str, where: str = "1", params: dict | None = None) -> set[str]:
-    return {r[0] for r in ch.query(PARTITIONS_SQL.format(table=table, where=where),
+    return {r[0] for r in ch.query(PARTITIONS_SQL.format(table=parts(table), where=where),
                                    parameters=params or {}).result_rows}
 
 

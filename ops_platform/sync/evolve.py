@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from ops_platform.framework.audit import record
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.schema.cluster import run_ddl
 from ops_platform.sync.types import Column
 
 Change = Literal["added", "retired", "widened", "refused"]
@@ -159,7 +160,7 @@ def apply_changes(postgres: PostgresResource, ch, table: str, changes: list[Sche
                        error=change.detail if change.change == "refused" else None,
                        output={"schema_change": change.change, "column": change.column, "detail": change.detail})
         if change.statement:
-            ch.command(change.statement)
+            run_ddl(ch, change.statement)
         applied.append(change)
     return applied
 
