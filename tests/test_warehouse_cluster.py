@@ -13,7 +13,7 @@ from sqlalchemy import text
 from ops_platform.assets.sync import WAREHOUSE_ASSETS
 from ops_platform.demo.generate import generate
 from ops_platform.notifications import NotifierResource
-from ops_platform.schema.cluster import ClusterUnsupported, WarehouseLayout
+from ops_platform.resources.cluster import ClusterUnsupported, WarehouseLayout
 from ops_platform.schema.migrate import _statements, load
 from ops_platform.settings import ConfigError
 from ops_platform.sync.spec import BUILDS

@@ -10,7 +10,7 @@ from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
-from ops_platform.schema.cluster import run_ddl
+from ops_platform.resources.cluster import run_ddl
 from ops_platform.sync.engine import copy_into
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2025-01-01-00:00")

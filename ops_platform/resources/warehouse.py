@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 from pydantic import Field
 
-from ops_platform.schema.cluster import WarehouseLayout, run_ddl
+from ops_platform.resources.cluster import WarehouseLayout, run_ddl
 from ops_platform.settings import ConfigError, Settings
 
 WAREHOUSE_POOL = "warehouse"

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
-from ops_platform.schema.cluster import run_ddl
+from ops_platform.resources.cluster import run_ddl
 
 SCHEMA_DIR = Path(__file__).parent
 _ADVISORY_LOCK = 7_311_002  # any constant: serialises concurrent migrators

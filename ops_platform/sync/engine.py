@@ -20,7 +20,7 @@ from psycopg import ClientCursor
 from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.schema.cluster import parts, run_ddl
+from ops_platform.resources.cluster import parts, run_ddl
 from ops_platform.sync.evolve import SchemaChange, SchemaDrift, apply_changes, plan_changes
 from ops_platform.sync.rejects import keep_predicate, record_rejects
 from ops_platform.sync.spec import SyncedTable

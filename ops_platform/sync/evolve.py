@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from ops_platform.framework.audit import record
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.schema.cluster import run_ddl
+from ops_platform.resources.cluster import run_ddl
 from ops_platform.sync.types import Column
 
 Change = Literal["added", "retired", "widened", "refused"]
