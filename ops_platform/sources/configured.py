@@ -1,0 +1,59 @@
+"""The sources as the environment configures them: secrets as `dg.EnvVar`, URLs and demo mode as settings.
+
+| source    | needs                                 | optional                          |
+|-----------|---------------------------------------|-----------------------------------|
+| notion    | OPS_NOTION_TOKEN                      | OPS_NOTION_URL (api.notion.com)   |
+| n8n       | OPS_N8N_URL, OPS_N8N_API_KEY          |                                   |
+| hubspot   | OPS_HUBSPOT_TOKEN                     | OPS_HUBSPOT_URL (api.hubapi.com)  |
+| chat_logs | nothing (the chat_logs table)         |                                   |
+
+Demo mode (`ops up --demo`) starts the local stand-ins (standins.py) and sets these variables to them, so
+the same code path runs against a server that speaks the providers' shapes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from ops_platform.settings import ConfigError, text_env
+from ops_platform.sources import hubspot, n8n, notion
+from ops_platform.sources.chat_logs import ChatLogsSource
+from ops_platform.sources.hubspot import HubSpotSource
+from ops_platform.sources.n8n import N8nSource
+from ops_platform.sources.notion import NotionSource
+from ops_platform.sources.standins import DEMO_TOKEN
+from ops_platform.sources.sync import SourceResource
+
+def _secret(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _url(name: str, default: str | None) -> str | None:
+    value = text_env(name, default)
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL such as https://n8n.example.com, got a value without a scheme")
+    return value
+
+
+def build_sources() -> dict[str, SourceResource]:
+    """{resource key: source}. A malformed URL stops the code location loading, naming the variable."""
+    return {
+        "notion_source": NotionSource(token=_secret(notion.TOKEN_VAR), base_url=_url(notion.URL_VAR, "https://api.notion.com")),
+        "n8n_source": N8nSource(api_key=_secret(n8n.KEY_VAR), base_url=_url(n8n.URL_VAR, None)),
+        "hubspot_source": HubSpotSource(token=_secret(hubspot.TOKEN_VAR),
+                                        base_url=_url(hubspot.URL_VAR, "https://api.hubapi.com")),
+        "chat_logs_source": ChatLogsSource(),
+    }
+
+
+def needs() -> dict[str, list[str]]:
+    """What each source still needs (environment variable names, never values); [] when configured."""
+    return {source.name: source.needs() for source in build_sources().values()}
+
+
+def demo_environment(base_url: str) -> dict[str, str]:
+    """The variables that point every source at the stand-ins at `base_url`."""
+    return {notion.URL_VAR: base_url, notion.TOKEN_VAR: DEMO_TOKEN, n8n.URL_VAR: base_url, n8n.KEY_VAR: DEMO_TOKEN,
+            hubspot.URL_VAR: base_url, hubspot.TOKEN_VAR: DEMO_TOKEN}
