@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 
@@ -68,15 +69,19 @@ class RateLimit:
             raise ValueError(f"rate limit {self.bucket}: limit and window must be ≥ 1, got "
                              f"{self.limit}/{self.window_seconds} s")
 
-    def acquire(self, postgres: PostgresResource, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Take a slot and sleep until it starts. Returns the seconds slept (0 when under the limit)."""
+    def take(self, postgres: PostgresResource) -> tuple[datetime, float]:
+        """Take the next slot: (its start, seconds from now until then, ≥ 0). Does not wait."""
         params = {"bucket": self.bucket, "limit": self.limit, "window": self.window_seconds,
                   "margin": self.margin_seconds}
         with postgres.begin() as conn:
             conn.execute(_ENSURE_SQL, params)
             row = conn.execute(_TAKE_SQL, params).one()
             record_rate_limit(conn, self.bucket, int(row.used), self.limit, row.window_start, self.window_seconds)
-        wait = max(0.0, float(row.wait_seconds))
+        return row.at, max(0.0, float(row.wait_seconds))
+
+    def acquire(self, postgres: PostgresResource, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Take a slot and sleep until it starts. Returns the seconds slept (0 when under the limit)."""
+        _, wait = self.take(postgres)
         if wait:
             sleep(wait)
         return wait
