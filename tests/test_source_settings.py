@@ -1,0 +1,70 @@
+"""Seed 003's interval settings become crons that fire exactly every N minutes, or a clear error at load;
+the sources' configuration names what is missing and never holds a secret's value."""
+
+from datetime import datetime
+
+import dagster as dg
+import pytest
+from croniter import croniter
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ops_platform.framework.intervals import interval_cron, interval_from_env
+from ops_platform.settings import ConfigError
+from ops_platform.sources.configured import build_sources, demo_environment, needs
+
+VALID = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440]
+
+
+@pytest.mark.parametrize(("minutes", "cron"), [(30, "*/30 * * * *"), (60, "0 * * * *"), (5, "*/5 * * * *"),
+                                               (120, "0 */2 * * *"), (1440, "0 0 * * *")])
+def test_named_intervals(minutes, cron):
+    assert interval_cron(minutes) == cron
+
+
+@given(st.sampled_from(VALID))
+def test_a_valid_interval_fires_exactly_every_n_minutes_for_a_day(minutes):
+    it = croniter(interval_cron(minutes), datetime(2026, 3, 1, 0, 0))
+    times = [datetime(2026, 3, 1, 0, 0)] + [it.get_next(datetime) for _ in range(1440 // minutes)]
+    assert {(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)} == {minutes * 60}
+
+
+@given(st.integers(1, 10_000).filter(lambda m: m not in VALID))
+def test_an_interval_that_drifts_against_the_clock_is_refused(minutes):
+    with pytest.raises(ValueError, match="does not divide the hour or the day"):
+        interval_cron(minutes)
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "abc", "7", "90", "1.5"])
+def test_a_bad_setting_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("OPS_N8N_SCAN_INTERVAL_MINUTES", raw)
+    with pytest.raises(ConfigError, match=f"OPS_N8N_SCAN_INTERVAL_MINUTES.*{raw if raw.isdigit() else ''}"):
+        interval_from_env("OPS_N8N_SCAN_INTERVAL_MINUTES", 30)
+
+
+def test_unset_means_the_seeds_default(monkeypatch):
+    monkeypatch.delenv("OPS_PERIODIC_SCAN_INTERVAL_MINUTES", raising=False)
+    assert interval_from_env("OPS_PERIODIC_SCAN_INTERVAL_MINUTES", 30) == (30, "*/30 * * * *")
+
+
+def test_sources_say_what_they_still_need(monkeypatch):
+    for var in ("OPS_NOTION_TOKEN", "OPS_N8N_URL", "OPS_N8N_API_KEY", "OPS_HUBSPOT_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    assert needs() == {"notion": ["OPS_NOTION_TOKEN"], "n8n": ["OPS_N8N_URL", "OPS_N8N_API_KEY"],
+                       "hubspot": ["OPS_HUBSPOT_TOKEN"], "chat_logs": []}
+    for var, value in demo_environment("http://127.0.0.1:9").items():
+        monkeypatch.setenv(var, value)
+    assert needs() == {"notion": [], "n8n": [], "hubspot": [], "chat_logs": []}
+
+
+def test_a_token_is_an_env_var_reference_not_its_value(monkeypatch):
+    monkeypatch.setenv("OPS_HUBSPOT_TOKEN", "pat-secret-value")
+    source = build_sources()["hubspot_source"]
+    assert isinstance(source.token, dg.EnvVar) and source.token.env_var_name == "OPS_HUBSPOT_TOKEN"
+    assert "pat-secret-value" not in repr(source)
+
+
+def test_a_url_without_a_scheme_stops_the_load(monkeypatch):
+    monkeypatch.setenv("OPS_N8N_URL", "n8n.example.com")
+    with pytest.raises(ConfigError, match="OPS_N8N_URL must be an http"):
+        build_sources()
