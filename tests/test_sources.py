@@ -178,3 +178,14 @@ def test_the_asset_materializes_what_it_synced_and_fails_without_retry_on_auth(a
     failed = dg.materialize([notion_sync], resources=resources, raise_on_error=False)
     assert not failed.success
     assert len([e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]) == 0
+
+
+def test_health_checks_each_configured_api_without_the_database(api):
+    from helpers import free_port
+
+    from ops_platform.sources.health import check_sources
+    sources = [notion(api), N8nSource(api_key="wrong", base_url=api.base_url),
+               HubSpotSource(token="t", base_url=f"http://127.0.0.1:{free_port()}"), ChatLogsSource()]
+    report = {h.source: (h.ok, h.detail.split(" in ")[0]) for h in check_sources(sources)}
+    assert report == {"notion": (True, "200"), "n8n": (False, "HTTP 401"), "hubspot": (False, "ConnectError: no answer")}
+    assert [(h.source, h.ok, h.detail) for h in check_sources([N8nSource()])] == [("n8n", True, "not configured")]

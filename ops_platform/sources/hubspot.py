@@ -14,7 +14,7 @@ from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sources.client import VALIDATION, SourceClient, SourceFailed
 from ops_platform.sources.memory_items import INFERRED, store
 from ops_platform.sources.rate_limit import RateLimit
-from ops_platform.sources.sync import SourceResource, Synced
+from ops_platform.sources.sync import HealthRequest, SourceResource, Synced
 
 RATE_LIMIT = RateLimit("hubspot", limit=100, window_seconds=10)
 TOKEN_VAR, URL_VAR = "OPS_HUBSPOT_TOKEN", "OPS_HUBSPOT_URL"
@@ -39,6 +39,10 @@ class HubSpotSource(SourceResource):
             store(conn, items, authority=INFERRED, source_type="hubspot", reason="hubspot_update")
         newest = max((c["updatedAt"] for c in contacts), default=None)
         return Synced(len(contacts), datetime.fromisoformat(newest.replace("Z", "+00:00")) if newest else None)
+
+    def health_request(self) -> HealthRequest:
+        return HealthRequest(self.base_url, "POST", "/crm/v3/objects/contacts/search",
+                             {"Authorization": f"Bearer {self.token}"}, json={"limit": 1, "properties": ["email"]})
 
     def modified_contacts(self, postgres: PostgresResource, since: datetime | None) -> list[dict]:
         since_ms = int(since.timestamp() * 1000) if since else 0

@@ -19,7 +19,7 @@ from ops_platform.monitoring.incidents import Incident, open_incidents
 from ops_platform.notifications import Severity
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sources.client import VALIDATION, SourceClient, SourceFailed
-from ops_platform.sources.sync import SourceResource, Synced
+from ops_platform.sources.sync import HealthRequest, SourceResource, Synced
 
 KEY_VAR, URL_VAR = "OPS_N8N_API_KEY", "OPS_N8N_URL"
 PAGE_SIZE = 100
@@ -58,10 +58,15 @@ class N8nSource(SourceResource):
         newest = max((parse_time(e["startedAt"]) for e in failed), default=None)
         return Synced(len(failed), newest)
 
+    def health_request(self) -> HealthRequest:
+        return HealthRequest(self.base_url or "", "GET", "/api/v1/executions", self._headers(), params={"limit": 1})
+
+    def _headers(self) -> dict:
+        return {"X-N8N-API-KEY": self.api_key or "", "Accept": "application/json"}
+
     def failed_executions(self, postgres: PostgresResource, since: datetime | None) -> list[dict]:
         found, cursor = [], None
-        with SourceClient("n8n", self.base_url or "", {"X-N8N-API-KEY": self.api_key or "", "Accept": "application/json"},
-                          postgres, rule=self.retry_rule) as client:
+        with SourceClient("n8n", self.base_url or "", self._headers(), postgres, rule=self.retry_rule) as client:
             while True:
                 params = {"status": "error", "limit": PAGE_SIZE} | ({"cursor": cursor} if cursor else {})
                 answer = client.call("GET", "/api/v1/executions", params=params)

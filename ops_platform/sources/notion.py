@@ -15,7 +15,7 @@ from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sources.client import VALIDATION, SourceClient, SourceFailed
 from ops_platform.sources.memory_items import CANONICAL, store
 from ops_platform.sources.rate_limit import RateLimit
-from ops_platform.sources.sync import SourceResource, Synced
+from ops_platform.sources.sync import HealthRequest, SourceResource, Synced
 
 NOTION_VERSION = "2022-06-28"
 RATE_LIMIT = RateLimit("notion", limit=3, window_seconds=1)
@@ -43,9 +43,16 @@ class NotionSource(SourceResource):
         newest = max((p["last_edited_time"] for p in pages), default=None)
         return Synced(len(pages), datetime.fromisoformat(newest.replace("Z", "+00:00")) if newest else None)
 
+    def health_request(self) -> HealthRequest:
+        return HealthRequest(self.base_url, "POST", "/v1/search", self._headers(),
+                             json={"filter": {"property": "object", "value": "page"}, "page_size": 1})
+
+    def _headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}", "Notion-Version": NOTION_VERSION}
+
     def search_pages(self, postgres: PostgresResource) -> list[dict]:
         """Every page the integration can see, following Notion's cursor."""
-        headers = {"Authorization": f"Bearer {self.token}", "Notion-Version": NOTION_VERSION}
+        headers = self._headers()
         pages, cursor = [], None
         with SourceClient("notion", self.base_url, headers, postgres, RATE_LIMIT, self.retry_rule) as client:
             while True:

@@ -54,6 +54,16 @@ class Synced:
 
 
 @dataclass(frozen=True)
+class HealthRequest:
+    base_url: str
+    method: str
+    path: str
+    headers: dict
+    params: dict | None = None
+    json: dict | None = None
+
+
+@dataclass(frozen=True)
 class SyncResult:
     source: str
     status: str  # ok, skipped, failed
@@ -75,6 +85,10 @@ class SourceResource(dg.ConfigurableResource):
 
     def fetch_and_store(self, postgres: PostgresResource, since: datetime | None) -> Synced:
         raise NotImplementedError
+
+    def health_request(self) -> HealthRequest | None:
+        """The smallest authenticated request the sync's own endpoint answers; None: nothing to probe."""
+        return None
 
     @property
     def retry_rule(self) -> RetryRule:
