@@ -169,3 +169,23 @@ def test_the_scan_obeys_kill_switch_jobs_and_quiet_hours(postgres, controls):
         assert sum(len(v) for v in api.arrivals.values()) == 0  # no source was called
     assert sql(postgres, "SELECT count(*) FROM data_source_sync")[0][0] == 0
     assert sql(postgres, "SELECT count(*) FROM audit_log WHERE action_type = 'refusal'")[0][0] == 4
+
+
+def test_demo_mode_shows_every_source_working(postgres, monkeypatch):
+    from ops_platform.demo.sources import start_demo_sources
+    from ops_platform.sources.configured import build_sources
+
+    for var in ("OPS_NOTION_URL", "OPS_NOTION_TOKEN", "OPS_N8N_URL", "OPS_N8N_API_KEY", "OPS_HUBSPOT_URL",
+                "OPS_HUBSPOT_TOKEN"):
+        monkeypatch.setenv(var, "")  # restored (unset) after the test; blank counts as not configured
+    standins, env = start_demo_sources(postgres)
+    try:
+        assert len(env) == 6
+        result = periodic_scan.execute_in_process(resources={
+            "postgres": postgres, "notifier": NotifierResource(postgres=postgres), **build_sources()})
+    finally:
+        standins.stop()
+    assert result.success
+    synced = {r.source_name: (r.last_sync_success, r.items_synced) for r in sql(postgres, "SELECT * FROM data_source_sync")}
+    assert synced == {"notion": (True, 3), "n8n": (True, 6), "hubspot": (True, 5), "chat_logs": (True, 2)}
+    assert sql(postgres, "SELECT count(*) FROM incidents WHERE type = 'repeated_failures'")[0][0] == 1

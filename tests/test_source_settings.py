@@ -52,7 +52,7 @@ def test_sources_say_what_they_still_need(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     assert needs() == {"notion": ["OPS_NOTION_TOKEN"], "n8n": ["OPS_N8N_URL", "OPS_N8N_API_KEY"],
                        "hubspot": ["OPS_HUBSPOT_TOKEN"], "chat_logs": []}
-    for var, value in demo_environment("http://127.0.0.1:9").items():
+    for var, value in demo_environment("http://127.0.0.1:9", configured={}).items():
         monkeypatch.setenv(var, value)
     assert needs() == {"notion": [], "n8n": [], "hubspot": [], "chat_logs": []}
 
@@ -68,3 +68,9 @@ def test_a_url_without_a_scheme_stops_the_load(monkeypatch):
     monkeypatch.setenv("OPS_N8N_URL", "n8n.example.com")
     with pytest.raises(ConfigError, match="OPS_N8N_URL must be an http"):
         build_sources()
+
+
+def test_demo_mode_points_only_unconfigured_sources_at_the_stand_ins():
+    env = demo_environment("http://127.0.0.1:9", configured={"OPS_HUBSPOT_TOKEN": "real"})
+    assert env == {"OPS_NOTION_URL": "http://127.0.0.1:9", "OPS_NOTION_TOKEN": "demo-token",
+                   "OPS_N8N_URL": "http://127.0.0.1:9", "OPS_N8N_API_KEY": "demo-token"}
