@@ -100,7 +100,7 @@ def test_unreachable_alerts_on_the_third_run_in_a_row(postgres):
     from helpers import free_port
     source = HubSpotSource(token="t", base_url=f"http://127.0.0.1:{free_port()}", retry_attempts=2, **FAST)
     for run in (1, 2):
-        assert run_sync(source, postgres, None).category == "unreachable"
+        assert run_sync(source, postgres, None).category == "transient"
         assert sql(postgres, "SELECT count(*) FROM incidents")[0][0] == 0, f"no alert after run {run}"
     run_sync(source, postgres, None)
     assert [tuple(r) for r in sql(postgres, "SELECT type, title FROM incidents")] == [

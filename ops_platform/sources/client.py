@@ -7,10 +7,11 @@ API-volume watchers see real traffic. Retries follow the one rule of outgoing ca
 wait the provider asks for (`Retry-After`, `X-RateLimit-Reset`, notifications/http.py `wait_hint`)
 replacing a shorter one.
 
-Failures end in one `SourceFailed` whose `category` is the seed's error category:
+Failures end in one `SourceFailed` whose `category` is the seed's error category
+(framework/error_categories.py):
 - `auth` (401, 403): not retried; the sync alerts at once (WARN).
-- `unreachable` (no answer, or 5xx after every attempt): counted per run; 3 runs in a row alert.
-- `external_api` (429 after every attempt, another 4xx): retried as far as the rule allows; logged.
+- `transient` (no answer, a timeout) and `external_api` (429, 5xx, another 4xx): retried with backoff as far
+  as the rule allows. No answer or a 5xx after every attempt is `unreachable`: 3 such runs in a row alert.
 - `validation` (an answer that is not the provider's shape): not retried; logged, INFO.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from ops_platform.framework.error_categories import AUTH, EXTERNAL_API, TRANSIENT, VALIDATION
 from ops_platform.monitoring.api_usage import ApiCall, record_api_calls
 from ops_platform.notifications.channels import DeliveryError, retryable_status
 from ops_platform.notifications.http import wait_hint
@@ -30,17 +32,16 @@ from ops_platform.notifications.retry import Final, Retryable, RetryRule
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sources.rate_limit import RateLimit
 
-AUTH, UNREACHABLE, EXTERNAL_API, VALIDATION = "auth", "unreachable", "external_api", "validation"
 SEED_RETRY_RULE = RetryRule(attempts=5, backoff_seconds=2.0)  # seed 003 RETRY_POLICY
 
 
 class SourceFailed(RuntimeError):
-    """A source call gave up. `category` is one of AUTH, UNREACHABLE, EXTERNAL_API, VALIDATION; the message
-    names the source, the path and the status, never a token or a host."""
+    """A source call gave up. `category`: AUTH, TRANSIENT, EXTERNAL_API or VALIDATION; `unreachable`: no answer
+    or a 5xx to the last attempt. The message names the source, the path and the status, never a token or a host."""
 
-    def __init__(self, message: str, category: str):
+    def __init__(self, message: str, category: str, unreachable: bool = False):
         super().__init__(message)
-        self.category = category
+        self.category, self.unreachable = category, unreachable
 
 
 class _AuthRefused(Exception):
@@ -107,8 +108,8 @@ class SourceClient:
             raise SourceFailed(f"{self.source} {path}: {err} (credentials refused; not retried)", AUTH) from None
         except DeliveryError as err:
             status = last_status[0]
-            category = UNREACHABLE if status is None or status >= 500 else EXTERNAL_API
-            raise SourceFailed(str(err), category) from None
+            raise SourceFailed(str(err), TRANSIENT if status is None else EXTERNAL_API,
+                               unreachable=status is None or status >= 500) from None
 
     def _record(self, at: datetime, path: str, started: float, status: int | None, error: str | None) -> None:
         call = ApiCall(at, self.source, path, error is None, status, round((time.perf_counter() - started) * 1000, 1),

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.sources.client import VALIDATION, SourceClient, SourceFailed
+from ops_platform.framework.error_categories import VALIDATION
+from ops_platform.sources.client import SourceClient, SourceFailed
 from ops_platform.sources.memory_items import INFERRED, store
 from ops_platform.sources.rate_limit import RateLimit
 from ops_platform.sources.sync import HealthRequest, SourceResource, Synced

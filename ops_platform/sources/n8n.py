@@ -18,7 +18,8 @@ from sqlalchemy import text
 from ops_platform.monitoring.incidents import Incident, open_incidents
 from ops_platform.notifications import Severity
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.sources.client import VALIDATION, SourceClient, SourceFailed
+from ops_platform.framework.error_categories import VALIDATION
+from ops_platform.sources.client import SourceClient, SourceFailed
 from ops_platform.sources.sync import HealthRequest, SourceResource, Synced
 
 KEY_VAR, URL_VAR = "OPS_N8N_API_KEY", "OPS_N8N_URL"

@@ -23,7 +23,8 @@ from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_n
 from ops_platform.notifications import NotifierResource, Severity
 from ops_platform.notifications.retry import RetryRule
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.sources.client import AUTH, UNREACHABLE, SourceFailed
+from ops_platform.framework.error_categories import AUTH
+from ops_platform.sources.client import SourceFailed
 
 UNREACHABLE_RUNS = 3  # seed 003: "Alert if ... API unreachable for 3+ consecutive runs"
 
@@ -111,7 +112,7 @@ def run_sync(source: SourceResource, postgres: PostgresResource, notifier: Notif
     except SourceFailed as err:
         with postgres.begin() as conn:
             streak = conn.execute(FAIL_SQL, {"source": source.name, "error": str(err)[:1000],
-                                             "unreachable": err.category == UNREACHABLE}).one()
+                                             "unreachable": err.unreachable}).one()
         _alert(postgres, notifier, source.name, err, streak.consecutive_unreachable)
         if log:
             log.warning(f"{source.name}: {err}")
@@ -126,7 +127,7 @@ def _alert(postgres: PostgresResource, notifier: NotifierResource | None, source
     if err.category == AUTH:
         incident = Incident("source_auth", source, Severity.WARN, f"{source}: credentials refused",
                             f"{err} Check the {source} token; the sync is not retried until it changes.")
-    elif err.category == UNREACHABLE and unreachable_runs >= UNREACHABLE_RUNS:
+    elif err.unreachable and unreachable_runs >= UNREACHABLE_RUNS:
         incident = Incident("source_unreachable", source, Severity.WARN,
                             f"{source} unreachable for {unreachable_runs} runs in a row", str(err))
     else:
