@@ -74,3 +74,18 @@ def test_demo_mode_points_only_unconfigured_sources_at_the_stand_ins():
     env = demo_environment("http://127.0.0.1:9", configured={"OPS_HUBSPOT_TOKEN": "real"})
     assert env == {"OPS_NOTION_URL": "http://127.0.0.1:9", "OPS_NOTION_TOKEN": "demo-token",
                    "OPS_N8N_URL": "http://127.0.0.1:9", "OPS_N8N_API_KEY": "demo-token"}
+
+
+def test_seconds_and_times_of_day(monkeypatch):
+    from ops_platform.framework.intervals import daily_at_from_env, seconds_from_env
+    assert seconds_from_env("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", 30) == 30
+    monkeypatch.setenv("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", "0")
+    with pytest.raises(ConfigError, match="OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS must be a whole number of seconds"):
+        seconds_from_env("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", 30)
+    assert daily_at_from_env("OPS_DAILY_DIGEST_TIME", "08:00") == "0 8 * * *"
+    monkeypatch.setenv("OPS_DAILY_DIGEST_TIME", "7:45")
+    assert daily_at_from_env("OPS_DAILY_DIGEST_TIME", "08:00") == "45 7 * * *"
+    for bad in ("24:00", "8", "08:5", "eight"):
+        monkeypatch.setenv("OPS_DAILY_DIGEST_TIME", bad)
+        with pytest.raises(ConfigError, match="OPS_DAILY_DIGEST_TIME must be a time of day"):
+            daily_at_from_env("OPS_DAILY_DIGEST_TIME", "08:00")

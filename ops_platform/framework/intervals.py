@@ -37,3 +37,22 @@ def interval_from_env(var: str, default_minutes: int) -> tuple[int, str]:
         return int(raw), interval_cron(int(raw))
     except ValueError as err:
         raise ConfigError(f"{var}={raw!r}: {err}") from None
+
+
+def seconds_from_env(var: str, default_seconds: int, minimum: int = 1) -> int:
+    """A whole number of seconds ≥ `minimum` from `var` (e.g. retry_queue.checkIntervalSeconds), or the default."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default_seconds
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ConfigError(f"{var} must be a whole number of seconds, at least {minimum}, got {raw!r}")
+    return int(raw)
+
+
+def daily_at_from_env(var: str, default: str) -> str:
+    """A daily cron ("M H * * *") from a time of day HH:MM in `var` (e.g. jobs.daily_digest.time = 08:00)."""
+    raw = os.environ.get(var, "").strip() or default
+    hour, _, minute = raw.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and len(minute) == 2 and int(hour) < 24 and int(minute) < 60):
+        raise ConfigError(f"{var} must be a time of day HH:MM (00:00 to 23:59), e.g. {default}, got {raw!r}")
+    return f"{int(minute)} {int(hour)} * * *"
