@@ -189,3 +189,20 @@ def test_health_checks_each_configured_api_without_the_database(api):
     report = {h.source: (h.ok, h.detail.split(" in ")[0]) for h in check_sources(sources)}
     assert report == {"notion": (True, "200"), "n8n": (False, "HTTP 401"), "hubspot": (False, "ConnectError: no answer")}
     assert [(h.source, h.ok, h.detail) for h in check_sources([N8nSource()])] == [("n8n", True, "not configured")]
+
+
+def test_hubspot_429_waits_for_its_rolling_window(api, postgres):
+    api.contacts = [hubspot_contact(1, "a@example.com", NOW)]
+    api.replies[HUBSPOT] = [rate_limited(HUBSPOT, retry_after=1)]
+    source = HubSpotSource(token=api.token, base_url=api.base_url, **FAST)
+    assert run_sync(source, postgres, None).items == 1
+    gap = api.arrivals[HUBSPOT][1] - api.arrivals[HUBSPOT][0]
+    assert gap >= 0.95, f"X-HubSpot-RateLimit-Interval-Milliseconds: 1000 obeyed, got {gap:.2f} s"
+
+
+def test_429s_to_the_last_attempt_are_an_external_api_failure_not_unreachable(api, postgres):
+    api.replies[N8N] = [rate_limited(N8N, retry_after=0)] * 3
+    result = run_sync(N8nSource(api_key=api.token, base_url=api.base_url, retry_attempts=3, **FAST), postgres, None)
+    assert (result.status, result.category) == ("failed", "external_api")
+    assert "HTTP 429" in result.detail and len(api.requests[N8N]) == 3
+    assert sql(postgres, "SELECT consecutive_unreachable FROM data_source_sync")[0][0] == 0

@@ -4,7 +4,7 @@ Each attempt takes a slot of the source's shared rate limit (rate_limit.py), mak
 records it in `api_calls` (path only: no query string, host or token), so the repeated-failures and
 API-volume watchers see real traffic. Retries follow the one rule of outgoing calls
 (notifications/retry.py, tenacity): the seed's 2 s · 2^(n−1) backoff capped at 60 s, 5 attempts, and a
-wait the provider asks for (`Retry-After`, `X-RateLimit-Reset`, notifications/http.py `wait_hint`)
+wait the provider asks for (`provider_wait`: `Retry-After`, `X-RateLimit-Reset`, HubSpot's window)
 replacing a shorter one.
 
 Failures end in one `SourceFailed` whose `category` is the seed's error category
@@ -99,7 +99,7 @@ class SourceClient:
             if status in (401, 403):
                 raise _AuthRefused(error)
             if retryable_status(status):
-                raise Retryable(error, status, wait_hint(response))
+                raise Retryable(error, status, provider_wait(response))
             raise Final(error, status)
 
         try:
@@ -116,6 +116,16 @@ class SourceClient:
                        error)
         with self.postgres.begin() as conn:
             record_api_calls(conn, [call])
+
+
+def provider_wait(response: httpx.Response) -> float | None:
+    """The wait the provider asks for: `Retry-After` and the reset headers (notifications/http.py), else, for
+    HubSpot, which sends neither, its rolling window's length once `X-HubSpot-RateLimit-Remaining` is 0."""
+    hint = wait_hint(response)
+    interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "")
+    if hint is None and response.headers.get("X-HubSpot-RateLimit-Remaining") == "0" and interval.isdigit():
+        return int(interval) / 1000
+    return hint
 
 
 def _reason(response: httpx.Response) -> str:

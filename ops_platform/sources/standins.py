@@ -37,8 +37,9 @@ class Reply:
 
 def rate_limited(provider: str, retry_after: int = 1) -> Reply:
     if provider == HUBSPOT:
-        return Reply(429, {"X-HubSpot-RateLimit-Interval-Milliseconds": "10000", "X-HubSpot-RateLimit-Max": "100",
-                           "X-HubSpot-RateLimit-Remaining": "0", "Retry-After": str(retry_after)},
+        # HubSpot sends no Retry-After: the window's length and what remains of it.
+        return Reply(429, {"X-HubSpot-RateLimit-Interval-Milliseconds": str(retry_after * 1000),
+                           "X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "0"},
                      {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
                       "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()), "policyName": "TEN_SECONDLY_ROLLING"})
     if provider == NOTION:
