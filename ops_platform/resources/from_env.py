@@ -24,6 +24,7 @@ from ops_platform.settings import (
     warehouse_database,
     whole_number_from_env,
 )
+from ops_platform.sources.configured import build_sources
 
 
 def _optional_env(name: str) -> dg.EnvVar | None:
@@ -49,6 +50,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             rate_limits=rate_limits,
             group_over=whole_number_from_env("OPS_NOTIFY_GROUP_OVER", DEFAULT_GROUP_OVER),
         ),
+        **build_sources(),  # seed 003's data sources: notion_source, n8n_source, hubspot_source, chat_logs_source
     }
 
 

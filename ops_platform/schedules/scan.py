@@ -9,7 +9,7 @@ import dagster as dg
 from ops_platform.framework.controls import gates_from_tags
 from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.scan import SCAN_GATES, periodic_scan
-from ops_platform.schedules import gated_schedule
+from ops_platform.framework.schedules import gated_schedule
 
 INTERVAL_VAR = "OPS_PERIODIC_SCAN_INTERVAL_MINUTES"
 SCAN_MINUTES, SCAN_CRON = interval_from_env(INTERVAL_VAR, 30)

@@ -10,13 +10,13 @@
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.sources import sync_hubspot_job, sync_n8n_job, sync_notion_job
-from ops_platform.schedules import gated_schedule
+from ops_platform.framework.schedules import gated_schedule
 
 
 def _every(name, job, var: str, default_minutes: int, what: str):
     minutes, cron = interval_from_env(var, default_minutes)
     return gated_schedule(name, job, cron, gates=WRITE_JOB,
-                          description=f"Seed 003 {job.name}: {what}, every {minutes} minutes. Set {var} to change it.")
+                          description=f"Seed 003 {name.removesuffix('_schedule')}: {what}, every {minutes} minutes. Set {var} to change it.")
 
 
 sync_notion_schedule = _every("sync_notion_schedule", sync_notion_job, "OPS_NOTION_SCAN_INTERVAL_MINUTES", 60,
