@@ -106,3 +106,18 @@ def test_dead_letters_are_listed_and_resolved(postgres):
     first = sql(postgres, "SELECT id FROM dead_letters WHERE dedup_key = 'a'")[0][0]
     assert ops("dead-letters", "resolve", str(first), OPS_DATABASE_URL=postgres.url).stdout.strip() == "resolved 1"
     assert sql(postgres, "SELECT dedup_key FROM dead_letters WHERE resolved_at IS NULL") == [("b",)]
+
+
+def test_ops_check_lists_what_each_source_still_needs_and_validates_their_intervals():
+    unset = {var: "" for var in ("OPS_NOTION_TOKEN", "OPS_N8N_URL", "OPS_N8N_API_KEY", "OPS_HUBSPOT_TOKEN")}
+    result = ops("check", **unset | {"OPS_HUBSPOT_TOKEN": "pat-secret", "OPS_N8N_SCAN_INTERVAL_MINUTES": "15"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert lines["notion"].endswith("set OPS_NOTION_TOKEN")
+    assert lines["n8n"].endswith("set OPS_N8N_URL, OPS_N8N_API_KEY")
+    assert lines["hubspot"].endswith("configured") and "pat-secret" not in result.stdout
+    assert lines["chat_logs"].endswith("configured")
+    assert "*/15 * * * *" in lines["sync_n8n_schedule"]
+    bad = ops("check", OPS_PERIODIC_SCAN_INTERVAL_MINUTES="45")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "OPS_PERIODIC_SCAN_INTERVAL_MINUTES='45': 45 minutes does not divide the hour or the day" in bad.stderr
