@@ -69,3 +69,22 @@ def test_thresholds_by_seed_and_bad_overrides():
         parse_overrides({"periodic_scan": {"max_seconds": 3}})
     with pytest.raises(ConfigError, match="must be a number"):
         parse_overrides({"periodic_scan": {"max_duration_seconds": "fast"}})
+
+
+def test_the_sensor_opens_incidents_and_asks_for_their_notifications_once(postgres, instance):
+    import dagster as dg
+
+    from ops_platform.sensors.monitoring import job_health
+    now = datetime.now(UTC)
+    sql(postgres, "INSERT INTO audit_log (ts, action, action_type, run_id, success, duration_ms) "
+                  "VALUES (:ts, 'periodic_scan', 'run', 'r1', true, 45000)", ts=now - timedelta(minutes=5))
+
+    def tick():
+        with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+            return job_health(ctx)
+
+    first = tick()
+    messages = first.run_requests[0].run_config["ops"]["send_notifications"]["config"]["messages"]
+    assert [m["type"] for m in messages] == ["incident.job_slow"]
+    assert "took 45.0 s (limit 30 s)" in messages[0]["body"]
+    assert [tuple(r) for r in sql(postgres, "SELECT type, severity FROM incidents")] == [("job_slow", "WARN")]
