@@ -189,3 +189,26 @@ def test_demo_mode_shows_every_source_working(postgres, monkeypatch):
     synced = {r.source_name: (r.last_sync_success, r.items_synced) for r in sql(postgres, "SELECT * FROM data_source_sync")}
     assert synced == {"notion": (True, 3), "n8n": (True, 6), "hubspot": (True, 5), "chat_logs": (True, 2)}
     assert sql(postgres, "SELECT count(*) FROM incidents WHERE type = 'repeated_failures'")[0][0] == 1
+
+
+@pytest.mark.parametrize(("controls", "reason"), [
+    ({"kill_switch": True}, "the kill switch is on"),
+    ({"jobs_enabled": False}, "jobs are disabled"),
+    ({"quiet_hours_start": datetime(2026, 1, 1, 0, 0).time(), "quiet_hours_end": datetime(2026, 1, 1, 23, 59).time(),
+      "quiet_hours_tz": "UTC"}, "it is quiet hours")])
+def test_the_scan_and_sync_schedules_skip_naming_the_control(postgres, instance, controls, reason):
+    from ops_platform.schedules.scan import periodic_scan_schedule
+    from ops_platform.schedules.sources import sync_hubspot_schedule, sync_n8n_schedule, sync_notion_schedule
+    with postgres.begin() as conn:
+        set_controls(conn, "test", **controls)
+    at = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
+    for schedule in (periodic_scan_schedule, sync_notion_schedule, sync_n8n_schedule, sync_hubspot_schedule):
+        with dg.build_schedule_context(instance=instance, resources={"postgres": postgres},
+                                       scheduled_execution_time=at) as ctx:
+            result = schedule.evaluate_tick(ctx)
+        assert result.run_requests == [] and reason in result.skip_message, schedule.name
+    with postgres.begin() as conn:
+        set_controls(conn, "test", kill_switch=False, jobs_enabled=True, quiet_hours_start=None, quiet_hours_end=None)
+    with dg.build_schedule_context(instance=instance, resources={"postgres": postgres}, scheduled_execution_time=at) as ctx:
+        [request] = periodic_scan_schedule.evaluate_tick(ctx).run_requests
+    assert request.run_key == "periodic_scan:2026-05-04T12:30"

@@ -10,7 +10,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ops_platform.framework.asset_pages import HOURLY, TABLE_NAME, fresh_within, row_count
-from ops_platform.framework.controls import WRITE_JOB, gate_tags
+from ops_platform.framework.controls import NON_EMERGENCY_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.sources.sync import run_sync
 
@@ -20,7 +20,7 @@ GROUP, OWNERS = "sources", ["team:ops-assistant"]
 def source_asset(source: str, resource_key: str, table: str, description: str,
                  freshness: dg.FreshnessPolicy | None) -> dg.AssetsDefinition:
     @dg.asset(name=f"{source}_sync", group_name=GROUP, owners=OWNERS, kinds={"postgres"}, output_required=False,
-              freshness_policy=freshness, op_tags=gate_tags(WRITE_JOB), metadata={TABLE_NAME: table},
+              freshness_policy=freshness, op_tags=gate_tags(NON_EMERGENCY_JOB), metadata={TABLE_NAME: table},
               required_resource_keys={resource_key, "postgres", "notifier"}, description=description)
     def _sync(context: dg.AssetExecutionContext):
         postgres = context.resources.postgres

@@ -8,7 +8,7 @@
 Each sync op records its own outcome and never fails for its source (one failing source never blocks
 another; the scan's success criterion is "all data sources synced OR errors logged"). The scan is not
 retried (the next run handles it); three failed runs in a row alert through the job_failure_streaks sensor.
-Gates: kill switch, jobs, writes and quiet hours (seed 003 beforeJobExecution: a non-emergency job).
+Gates: NON_EMERGENCY_JOB (kill switch, jobs, writes and quiet hours: seed 003 beforeJobExecution).
 """
 
 from datetime import UTC, datetime
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy import text
 
-from ops_platform.framework.controls import KILL_SWITCH, JOBS, QUIET_HOURS, WRITE, gate_tags
+from ops_platform.framework.controls import NON_EMERGENCY_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.jobs.sources import NO_RUN_RETRIES
 from ops_platform.scan.incidents import resolve_cleared
@@ -25,7 +25,7 @@ from ops_platform.scan.patterns import detect_patterns as find_patterns
 from ops_platform.scan.proposals import propose
 from ops_platform.sources.sync import SyncResult, run_sync
 
-SCAN_GATES = gate_tags((KILL_SWITCH, JOBS, WRITE, QUIET_HOURS))
+SCAN_GATES = gate_tags(NON_EMERGENCY_JOB)
 SOURCES = {"notion": "notion_source", "n8n": "n8n_source", "hubspot": "hubspot_source",
            "chat_logs": "chat_logs_source"}  # source → resource key
 

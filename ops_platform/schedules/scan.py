@@ -6,16 +6,16 @@ with the reason; each tick's run key is its scheduled time, so a tick evaluated 
 
 import dagster as dg
 
-from ops_platform.framework.controls import gates_from_tags
+from ops_platform.framework.controls import NON_EMERGENCY_JOB
 from ops_platform.framework.intervals import interval_from_env
-from ops_platform.jobs.scan import SCAN_GATES, periodic_scan
+from ops_platform.jobs.scan import periodic_scan
 from ops_platform.framework.schedules import gated_schedule
 
 INTERVAL_VAR = "OPS_PERIODIC_SCAN_INTERVAL_MINUTES"
 SCAN_MINUTES, SCAN_CRON = interval_from_env(INTERVAL_VAR, 30)
 
 periodic_scan_schedule = gated_schedule(
-    "periodic_scan_schedule", periodic_scan, SCAN_CRON, gates=gates_from_tags(SCAN_GATES),
+    "periodic_scan_schedule", periodic_scan, SCAN_CRON, gates=NON_EMERGENCY_JOB,
     request=lambda context: dg.RunRequest(run_key=f"periodic_scan:{context.scheduled_execution_time:%Y-%m-%dT%H:%M}"),
     description=f"Seed 003 periodic scan, every {SCAN_MINUTES} minutes (at most 48 runs a day at 30). "
                 f"Set {INTERVAL_VAR} to change it.")

@@ -7,7 +7,7 @@
 | sync_hubspot_schedule  | 60 min  | sources.hubspot.poll_interval_minutes  | OPS_HUBSPOT_POLL_INTERVAL_MINUTES  |
 """
 
-from ops_platform.framework.controls import WRITE_JOB
+from ops_platform.framework.controls import NON_EMERGENCY_JOB
 from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.sources import sync_hubspot_job, sync_n8n_job, sync_notion_job
 from ops_platform.framework.schedules import gated_schedule
@@ -15,7 +15,7 @@ from ops_platform.framework.schedules import gated_schedule
 
 def _every(name, job, var: str, default_minutes: int, what: str):
     minutes, cron = interval_from_env(var, default_minutes)
-    return gated_schedule(name, job, cron, gates=WRITE_JOB,
+    return gated_schedule(name, job, cron, gates=NON_EMERGENCY_JOB,
                           description=f"Seed 003 {name.removesuffix('_schedule')}: {what}, every {minutes} minutes. Set {var} to change it.")
 
 
