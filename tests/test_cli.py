@@ -121,3 +121,18 @@ def test_ops_check_lists_what_each_source_still_needs_and_validates_their_interv
     bad = ops("check", OPS_PERIODIC_SCAN_INTERVAL_MINUTES="45")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "OPS_PERIODIC_SCAN_INTERVAL_MINUTES='45': 45 minutes does not divide the hour or the day" in bad.stderr
+
+
+def test_the_seeds_interval_and_time_settings_are_validated_at_load():
+    good = ops("check", OPS_DAILY_DIGEST_TIME="07:30", OPS_MORNING_CALL_TIME="05:45",
+               OPS_WATCHERS_CHECK_INTERVAL_MINUTES="10", OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS="15")
+    assert good.returncode == 0, good.stderr
+    lines = {line.split()[0]: line for line in good.stdout.splitlines() if line.startswith("  ")}
+    assert "30 7 * * *" in lines["daily_digest_schedule"] and "45 5 * * *" in lines["morning_call_schedule"]
+    for variable, value, says in [("OPS_DAILY_DIGEST_TIME", "8am", "must be a time of day HH:MM"),
+                                  ("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", "0", "must be a whole number of minutes"),
+                                  ("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", "soon", "must be a whole number of seconds"),
+                                  ("OPS_NOTION_SCAN_INTERVAL_MINUTES", "50", "does not divide the hour or the day")]:
+        bad = ops("check", **{variable: value})
+        assert bad.returncode == 2 and variable in bad.stderr and says in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr

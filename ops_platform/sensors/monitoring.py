@@ -24,6 +24,7 @@ import dagster as dg
 from ops_platform.framework.audit import record
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
+from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.notifications import notify_job, notify_requests
 from ops_platform.monitoring.health import check_health
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
@@ -39,6 +40,8 @@ from ops_platform.sources.n8n import N8nSource
 from ops_platform.sources.notion import NotionSource
 
 SENSOR_NAME = "watchers"
+# Seed 003 watchers.checkIntervalMinutes (default 5), checked at load.
+WATCH_MINUTES, _ = interval_from_env("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", 5)
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,11 @@ def evaluate_watchers(postgres: PostgresResource, now: datetime,
     return WatchTick(notify_requests(SENSOR_NAME, messages, at=now), summary, report.errors)
 
 
-@dg.sensor(name=SENSOR_NAME, job=notify_job, minimum_interval_seconds=300,
+@dg.sensor(name=SENSOR_NAME, job=notify_job, minimum_interval_seconds=60 * WATCH_MINUTES,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Seed 003 watchers (*/5): repeated failures, rate limits ≥80%, API volume ≥200% of baseline, "
-                       "DB latency >1000 ms; one incident per type, subject and hour.")
+           description=f"Seed 003 watchers (every {WATCH_MINUTES} min, OPS_WATCHERS_CHECK_INTERVAL_MINUTES): repeated "
+                       "failures, rate limits ≥80%, API volume ≥200% of baseline, DB latency >1000 ms; one incident "
+                       "per type, subject and hour.")
 def watchers_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
     now = datetime.now(UTC)
     skip = tick_gate(postgres, SENSOR_NAME, WRITE_JOB, at=now)

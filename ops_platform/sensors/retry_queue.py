@@ -14,6 +14,7 @@ import dagster as dg
 
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
+from ops_platform.framework.intervals import seconds_from_env
 from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.retry_queue import retry_queue_job
 from ops_platform.resources.postgres import PostgresResource
@@ -26,8 +27,11 @@ def run_request_for(work: Sequence, at: datetime) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key("retry_queue", seen, at), tags={"ops/retry_jobs": str(len(work))})
 
 
-@dg.sensor(job=retry_queue_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Seed 003 process_retry_queue (every 30 s): ready retry jobs, abandoned claims, "
+CHECK_SECONDS = seconds_from_env("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", 30)  # seed 003 retry_queue.checkIntervalSeconds
+
+
+@dg.sensor(job=retry_queue_job, minimum_interval_seconds=CHECK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
+           description=f"Seed 003 process_retry_queue (every {CHECK_SECONDS} s, OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS): ready retry jobs, abandoned claims, "
                        "dead jobs not yet notified.")
 def retry_queue_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
     now = datetime.now(UTC)
