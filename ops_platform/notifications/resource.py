@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -27,6 +27,7 @@ from ops_platform.notifications.policy import (
     DEFAULT_GROUP_OVER,
     DEFAULT_RATE_LIMITS,
     DEFAULT_ROUTES,
+    REDELIVERY,
     Decision,
     decide,
     parse_rate_limits,
@@ -228,18 +229,23 @@ class _Policy:
 def on_delivery_failure(conn: Connection, notification_id: int, channel: str, error: str, attempts: int,
                         payload: dict, retry_at: datetime | None = None) -> None:
     """A channel gave up on a message after its inline attempts: the retry queue tries again later
-    (5 attempts with backoff, in this transaction so the failure and the retry are recorded together;
-    not before `retry_at`, the wait the provider asked for, when given) and dead-letters it when those
-    run out. The queue's own dead-job notices are dead-lettered at once:
+    (5 attempts with backoff, or its type's rule in policy.REDELIVERY; in this transaction so the failure
+    and the retry are recorded together; not before `retry_at`, the wait the provider asked for, when
+    given) and dead-letters it when those run out. The queue's own dead-job notices are dead-lettered at once:
     retrying them through the channel that is failing could chain notices about notices."""
-    from ops_platform.retry_queue.queue import DEAD_KEY_PREFIX, enqueue  # here: the queue imports this package
+    from ops_platform.retry_queue.queue import DEAD_KEY_PREFIX, MAX_ATTEMPTS, enqueue  # the queue imports this package
 
     key = f"notification:{notification_id}:{channel}"
     if str(payload.get("dedup_key", "")).startswith(DEAD_KEY_PREFIX):
         dead_letter(conn, source=f"notify:{channel}", dedup_key=key, error=error, attempts=attempts, payload=payload)
         return
+    rule = REDELIVERY.get(payload.get("type", ""), (MAX_ATTEMPTS, timedelta(0)))
+    if rule is None:  # its sender decides what happens next (the morning call)
+        return
+    tries, wait = rule
+    due = datetime.now(UTC) + wait
     enqueue(conn, "notification.redeliver", {"notification_id": notification_id, "channel": channel}, dedup_key=key,
-            run_at=retry_at)
+            run_at=max(due, retry_at) if retry_at else due, max_attempts=tries)
 
 
 def _group_message(message_type: str, members: list[Notification]) -> Notification:
