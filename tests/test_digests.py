@@ -257,7 +257,8 @@ def test_daily_digest_five_bullets_by_severity_marks_messages_digested_once_a_da
         "• build_stalled ×3: Build stalled: prd-2",
         "• … and 3 more items (3 events), see the notification log",
     ]
-    assert "1 new incidents · 3 workflow runs, 1 failed · 1 new dead letters · 6 messages in this digest" in body
+    assert ("1 new incidents · 0 new proposals · 0 corrections applied · 3 workflow runs, 1 failed · 0 API calls ·"
+            " 1 new dead letters · 6 messages in this digest") in body
     assert sql(postgres, "SELECT DISTINCT status, delivered_in FROM notifications WHERE dedup_key <> :k",
                k=key) == [("digested", digest_id)]
     assert sql(postgres, "SELECT channel FROM outbox_messages WHERE notification_id = :id", id=digest_id) == [("email",)]
@@ -418,3 +419,17 @@ def test_a_daily_time_in_the_repeated_fall_back_hour_fires_once():
     # an every-15-minutes cron keeps going through both occurrences of the hour
     quarter = next_after("*/15 * * * *", "America/Chicago", datetime(2026, 11, 1, 6, 50, tzinfo=UTC))
     assert quarter == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)  # 01:00 CST, the repeated hour
+
+
+def test_daily_digest_metrics_come_from_the_tables(postgres):
+    """Seed 003's metrics: proposals, corrections (superseded memory items), API calls in the last 24 h."""
+    sql(postgres, "INSERT INTO proposals (pattern_kind, subject, confidence, title, body) "
+                  "VALUES ('workflow_failing', 'wf', 0.8, 't', 'b'), ('memory_churn', 'k', 0.75, 't', 'b')")
+    sql(postgres, "UPDATE proposals SET created_at = CAST(:at AS timestamptz) - interval '1 hour'", at=DIGEST_AT)
+    sql(postgres, "INSERT INTO memory_items (key, value, authority, source_type, content_hash, superseded_at) VALUES "
+                  "('a', '{}', 'canonical', 'notion', 'h1', CAST(:at AS timestamptz) - interval '2 hours'), "
+                  "('b', '{}', 'canonical', 'notion', 'h2', CAST(:at AS timestamptz) - interval '30 hours')", at=DIGEST_AT)
+    sql(postgres, "INSERT INTO api_calls (ts, source, endpoint, ok) SELECT CAST(:at AS timestamptz) - i * interval "
+                  "'1 hour', 'notion', '/v1/search', true FROM generate_series(1, 30) i", at=DIGEST_AT)
+    result = send_daily_digest(postgres, NotifierResource(postgres=postgres), DIGEST_AT)
+    assert (result["new_proposals"], result["corrections_applied"], result["api_calls"]) == (2, 1, 23)
