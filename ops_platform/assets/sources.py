@@ -17,8 +17,11 @@ from ops_platform.sources.sync import run_sync
 GROUP, OWNERS = "sources", ["team:ops-assistant"]
 
 
-def source_asset(source: str, resource_key: str, table: str, description: str,
+def source_asset(source: str, table: str, description: str,
                  freshness: dg.FreshnessPolicy | None) -> dg.AssetsDefinition:
+    """The asset of one source: reads the resource `<source>_source`."""
+    resource_key = f"{source}_source"
+
     @dg.asset(name=f"{source}_sync", group_name=GROUP, owners=OWNERS, kinds={"postgres"}, output_required=False,
               freshness_policy=freshness, op_tags=gate_tags(NON_EMERGENCY_JOB), metadata={TABLE_NAME: table},
               required_resource_keys={resource_key, "postgres", "notifier"}, description=description)
@@ -36,20 +39,22 @@ def source_asset(source: str, resource_key: str, table: str, description: str,
     return _sync
 
 
-notion_sync = source_asset(
-    "notion", "notion_source", "memory_items",
-    "Notion pages tagged SOP / Canonical / Final as canonical memory_items (notion.page.<id>); a changed page "
-    "supersedes its previous row. ≤ 3 requests/s across processes. Row count: pages synced.", HOURLY)
-n8n_sync = source_asset(
-    "n8n", "n8n_source", "n8n_executions",
-    "n8n executions with status error since the last sync; 3+ failures of one workflow open a WARN incident "
-    "repeated_failures (per workflow and hour). Row count: failed executions fetched.",
-    fresh_within(timedelta(minutes=30), timedelta(minutes=30)))
-hubspot_sync = source_asset(
-    "hubspot", "hubspot_source", "memory_items",
-    "HubSpot contacts modified since the last sync (read-only) as memory_items hubspot.contact.<id>, authority "
-    "inferred. ≤ 100 requests/10 s across processes. Row count: contacts fetched.", HOURLY)
-chat_logs_sync = source_asset(
-    "chat_logs", "chat_logs_source", "memory_items",
-    "Conversations with new messages in chat_logs as memory_items chat.conversation.<id> (authority inferred). "
-    "Row count: conversations synced.", None)
+# source → (its table, what the asset page says). Row counts: what the sync fetched and processed.
+PAGES = {
+    "notion": ("memory_items", "Notion pages tagged SOP / Canonical / Final as canonical memory_items "
+                               "(notion.page.<id>); a changed page supersedes its previous row. ≤ 3 requests/s "
+                               "across processes. Row count: pages synced."),
+    "n8n": ("n8n_executions", "n8n executions with status error since the last sync; 3+ failures of one workflow "
+                              "open a WARN incident repeated_failures (per workflow and hour). Row count: failed "
+                              "executions fetched."),
+    "hubspot": ("memory_items", "HubSpot contacts modified since the last sync (read-only) as memory_items "
+                                "hubspot.contact.<id>, authority inferred. ≤ 100 requests/10 s across processes. "
+                                "Row count: contacts fetched."),
+    "chat_logs": ("memory_items", "Conversations with new messages in chat_logs as memory_items "
+                                  "chat.conversation.<id> (authority inferred). Row count: conversations synced."),
+}
+
+notion_sync = source_asset("notion", *PAGES["notion"], HOURLY)
+n8n_sync = source_asset("n8n", *PAGES["n8n"], fresh_within(timedelta(minutes=30), timedelta(minutes=30)))
+hubspot_sync = source_asset("hubspot", *PAGES["hubspot"], HOURLY)
+chat_logs_sync = source_asset("chat_logs", *PAGES["chat_logs"], None)

@@ -26,11 +26,12 @@ from ops_platform.scan.proposals import propose
 from ops_platform.sources.sync import SyncResult, run_sync
 
 SCAN_GATES = gate_tags(NON_EMERGENCY_JOB)
-SOURCES = {"notion": "notion_source", "n8n": "n8n_source", "hubspot": "hubspot_source",
-           "chat_logs": "chat_logs_source"}  # source → resource key
+SOURCES = ("notion", "n8n", "hubspot", "chat_logs")  # each read from the resource `<source>_source`
 
 
-def _sync_op(source: str, resource_key: str) -> dg.OpDefinition:
+def _sync_op(source: str) -> dg.OpDefinition:
+    resource_key = f"{source}_source"
+
     @dg.op(name=f"sync_{source}", tags=SCAN_GATES, required_resource_keys={resource_key, "postgres", "notifier"},
            description=f"Sync {source}; records its outcome in data_source_sync and never fails for the source.")
     def _sync(context: dg.OpExecutionContext) -> dict:
@@ -47,7 +48,7 @@ def _sync_op(source: str, resource_key: str) -> dg.OpDefinition:
     return _sync
 
 
-SYNC_OPS = [_sync_op(source, key) for source, key in SOURCES.items()]
+SYNC_OPS = [_sync_op(source) for source in SOURCES]
 
 
 @dg.op(tags=SCAN_GATES, required_resource_keys={"postgres"},
