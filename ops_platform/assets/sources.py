@@ -9,21 +9,31 @@ from datetime import timedelta
 
 import dagster as dg
 
-from ops_platform.framework.asset_pages import HOURLY, TABLE_NAME, fresh_within, row_count
+from ops_platform.framework.asset_pages import HOURLY, asset_page, columns, fresh_within, row_count
 from ops_platform.framework.controls import NON_EMERGENCY_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.sources.sync import run_sync
 
-GROUP, OWNERS = "sources", ["team:ops-assistant"]
+GROUP = "sources"
+COLUMNS = {
+    "memory_items": columns(
+        ("id", "bigint"), ("key", "text"), ("value", "jsonb"), ("authority", "text"), ("source_type", "text"),
+        ("content_hash", "text"), ("version", "integer"), ("supersedes", "bigint"),
+        ("created_at", "timestamp with time zone"), ("superseded_at", "timestamp with time zone"),
+        ("supersede_reason", "text")),
+    "n8n_executions": columns(
+        ("id", "text"), ("workflow_id", "text"), ("status", "text"), ("started_at", "timestamp with time zone"),
+        ("stopped_at", "timestamp with time zone"), ("synced_at", "timestamp with time zone")),
+}
+EVERY_30_MINUTES = fresh_within(timedelta(minutes=30), timedelta(minutes=30))
 
 
-def source_asset(source: str, table: str, description: str,
-                 freshness: dg.FreshnessPolicy | None) -> dg.AssetsDefinition:
+def source_asset(source: str, table: str, description: str, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
     """The asset of one source: reads the resource `<source>_source`."""
     resource_key = f"{source}_source"
 
-    @dg.asset(name=f"{source}_sync", group_name=GROUP, owners=OWNERS, kinds={"postgres"}, output_required=False,
-              freshness_policy=freshness, op_tags=gate_tags(NON_EMERGENCY_JOB), metadata={TABLE_NAME: table},
+    @dg.asset(name=f"{source}_sync", **asset_page(GROUP, table, COLUMNS[table], freshness), kinds={"postgres"},
+              output_required=False, op_tags=gate_tags(NON_EMERGENCY_JOB),
               required_resource_keys={resource_key, "postgres", "notifier"}, description=description)
     def _sync(context: dg.AssetExecutionContext):
         postgres = context.resources.postgres
@@ -55,6 +65,6 @@ PAGES = {
 }
 
 notion_sync = source_asset("notion", *PAGES["notion"], HOURLY)
-n8n_sync = source_asset("n8n", *PAGES["n8n"], fresh_within(timedelta(minutes=30), timedelta(minutes=30)))
+n8n_sync = source_asset("n8n", *PAGES["n8n"], EVERY_30_MINUTES)
 hubspot_sync = source_asset("hubspot", *PAGES["hubspot"], HOURLY)
-chat_logs_sync = source_asset("chat_logs", *PAGES["chat_logs"], None)
+chat_logs_sync = source_asset("chat_logs", *PAGES["chat_logs"], EVERY_30_MINUTES)  # with the periodic scan
