@@ -4,7 +4,7 @@ sample per tick for the latency watcher, and a clear error for a bad endpoint li
 import dagster as dg
 import pytest
 from endpoints import Endpoints, closed_port_url
-from helpers import sql
+from helpers import health_resources, sql
 
 from ops_platform.framework.controls import set_controls
 from ops_platform.monitoring.health import ENDPOINTS_VAR, health_endpoints
@@ -12,16 +12,13 @@ from ops_platform.sensors.monitoring import health_monitor
 from ops_platform.notifications import NotifierResource
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.settings import ConfigError
-from ops_platform.sources.hubspot import HubSpotSource
 from ops_platform.sources.n8n import N8nSource
 from ops_platform.sources.notion import NotionSource
 
 
-def tick(postgres, instance, notion=None, n8n=None, hubspot=None, channels=None):
-    resources = {"postgres": postgres,
-                 "notifier": NotifierResource(postgres=postgres, channels=channels or ChannelsResource()),
-                 "notion_source": notion or NotionSource(), "n8n_source": n8n or N8nSource(),
-                 "hubspot_source": hubspot or HubSpotSource()}
+def tick(postgres, instance, channels=None, **sources):
+    resources = health_resources(postgres, **sources,
+                                 notifier=NotifierResource(postgres=postgres, channels=channels or ChannelsResource()))
     with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
         return health_monitor(ctx)
 
@@ -67,8 +64,8 @@ def test_the_three_apis_are_checked_and_an_unconfigured_one_is_not_a_problem(pos
     from ops_platform.sources.standins import StandIns
     monkeypatch.setenv(ENDPOINTS_VAR, "")
     with StandIns() as api:
-        result = tick(postgres, instance, notion=NotionSource(token=api.token, base_url=api.base_url),
-                      n8n=N8nSource(api_key="revoked", base_url=api.base_url))
+        result = tick(postgres, instance, notion_source=NotionSource(token=api.token, base_url=api.base_url),
+                      n8n_source=N8nSource(api_key="revoked", base_url=api.base_url))
         assert len(api.requests["notion"]) == 1 and len(api.requests["n8n"]) == 1
     body = result.run_requests[0].run_config["ops"]["send_notifications"]["config"]["messages"][0]["body"]
     assert "n8n API: HTTP 401" in body
