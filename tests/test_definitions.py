@@ -35,7 +35,7 @@ INVENTORY = {
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled", "held_notifications_sensor", "retry_queue_sensor", "events_outbox_sensor",
                 "watchers", "job_failure_streaks", "digests_sensor", "scheduled_notifications_sensor",
-                "canvas_alerts_sensor", "dead_run_workers", "job_health"},
+                "canvas_alerts_sensor", "dead_run_workers", "job_health", "after_job_execution"},
     "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks",
                "seat_usage", "credit_usage", "warehouse/campaign_metrics_hourly", "warehouse/vis_scores",
                "warehouse/campaigns", "warehouse/volunteer_activities",

@@ -46,3 +46,31 @@ HANDLING = {
     DATABASE: Handling(1, Severity.INFO, escalate_after=2),  # the retry failed too: persistent
     KILL_SWITCH: Handling(0, Severity.INFO),
 }
+
+
+_DATABASE = ("DatabaseUnavailable", "OperationalError", "InterfaceError", "DeadlockDetected", "SerializationFailure")
+_TRANSIENT = ("TimeoutError", "ConnectionError", "TransportError", "ConnectError", "ReadTimeout", "ConnectTimeout",
+              "RemoteProtocolError", "WarehouseBusy")
+_VALIDATION = ("ConfigError", "ValidationError", "ValueError", "KeyError", "TypeError", "DagsterInvalidConfigError",
+               "JSONDecodeError", "IntegrityError", "CheckViolation")
+_AUTH_WORDS = ("HTTP 401", "HTTP 403", "credentials refused", "Unauthorized", "Forbidden")
+
+
+def categorize(class_names: list[str], message: str, metadata: dict | None = None) -> str:
+    """The seed's category of a failure: its declared `category` metadata (a SourceFailed, a refusal), else by
+    the error classes along its cause chain and its message. Unknown errors count as transient: retried with
+    backoff, at most the queue's 5 attempts, then dead-lettered."""
+    metadata = metadata or {}
+    if "refused_by" in metadata:
+        return KILL_SWITCH
+    declared = metadata.get("category")
+    if declared in HANDLING:
+        return declared
+    if any(word in message for word in _AUTH_WORDS):
+        return AUTH
+    for names, category in ((_DATABASE, DATABASE), (_TRANSIENT, TRANSIENT), (_VALIDATION, VALIDATION)):
+        if any(name in names for name in class_names):
+            return category
+    if "DeliveryError" in class_names or "SourceFailed" in class_names:
+        return EXTERNAL_API
+    return TRANSIENT

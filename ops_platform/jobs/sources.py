@@ -3,10 +3,11 @@
 import dagster as dg
 
 from ops_platform.assets.sources import hubspot_sync, n8n_sync, notion_sync
+from ops_platform.retry_queue.reruns import NOT_QUEUED
 
-# Not retried by Dagster: the next interval is the retry (seed 003 "Retry on next interval"); inside a run the
-# client already retries each call with backoff.
-NO_RUN_RETRIES = {"dagster/max_retries": "0"}
+# Not retried by Dagster nor by the retry queue: the next interval is the retry (seed 003 "Retry on next
+# interval"); inside a run the client already retries each call with backoff.
+NO_RUN_RETRIES = {"dagster/max_retries": "0", **NOT_QUEUED}
 
 sync_notion_job = dg.define_asset_job("sync_notion_job", selection=[notion_sync], tags=NO_RUN_RETRIES,
                                       description="Seed 003 sync_notion: canonical Notion pages into memory_items.")
