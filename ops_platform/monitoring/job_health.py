@@ -10,6 +10,7 @@ run-status sensors. The monitor turns breaches into incidents (one per type, sub
 | job_failure_rate       | failed runs / runs over the last 24 h above the job's rate (at least `min_runs`)  | 003: 10 %; 002: 5 % (< 95 % success) |
 | retry_queue_depth      | pending retry jobs > 100                                                         | seed 003                   |
 | dead_letters_growing   | more unresolved dead letters now than an hour ago                               | seed 003                   |
+| health_check           | seed 002's health check: its last result `error`, or its last two `warning`      | seed 002                   |
 
 The baseline of a job is the median duration of its successful runs in the 7 days before the last 24 h
 (no baseline yet: no baseline rule). Per-job overrides: OPS_JOB_HEALTH_THRESHOLDS, a JSON object
@@ -91,12 +92,34 @@ SELECT (SELECT count(*) FROM retry_jobs WHERE status = 'pending' AND NOT archive
 """)
 
 
+HEALTH_CHECK_SQL = text("""
+SELECT (array_agg(status ORDER BY ts DESC))[1:2] AS last_two, (array_agg(error ORDER BY ts DESC))[1] AS error,
+       (array_agg(task_table_size ORDER BY ts DESC))[1] AS tasks,
+       (array_agg(activity_table_size ORDER BY ts DESC))[1] AS activity
+FROM health_check_results WHERE ts > :now - interval '2 hours' AND ts <= :now
+""")
+
+
+def _health_check(conn: Connection, now: datetime) -> list[Incident]:
+    """Seed 002: "Alert on 'error' or repeated 'warning'" (the last two results, within two hours)."""
+    row = conn.execute(HEALTH_CHECK_SQL, {"now": now}).one()
+    last = row.last_two or []
+    if last[:1] == ["error"]:
+        return [Incident("health_check", "error", Severity.WARN, "Health check: error", row.error or "query failed")]
+    if last == ["warning", "warning"]:
+        return [Incident("health_check", "warning", Severity.WARN, "Health check: warning twice in a row",
+                         f"Tables growing too large: {row.tasks} tasks (warn above 100000), {row.activity} activity "
+                         "rows (warn above 1000000).")]
+    return []
+
+
 def check_job_health(conn: Connection, now: datetime, overrides: Mapping[str, Mapping] | None = None) -> list[Incident]:
     """The incidents that hold at `now` (see the module's table)."""
     found = []
     for row in conn.execute(JOB_STATS_SQL, {"now": now}):
         limits = thresholds_for(row.job, overrides)
         found += _slow(row, limits) + _failing(row, limits)
+    found += _health_check(conn, now)
     queue = conn.execute(QUEUE_SQL, {"now": now}).one()
     if queue.depth > QUEUE_DEPTH:
         found.append(Incident("retry_queue_depth", "retry_jobs", Severity.WARN, f"Retry queue holds {queue.depth} jobs",
