@@ -10,7 +10,8 @@ from helpers import sql
 
 from ops_platform.framework.error_categories import categorize
 from ops_platform.retry_queue.queue import process_ready
-from ops_platform.retry_queue.reruns import RERUN, enqueue_rerun
+from ops_platform.retry_queue.handlers import RERUN
+from ops_platform.retry_queue.reruns import enqueue_rerun
 from ops_platform.sensors.runs import after_job_execution
 
 

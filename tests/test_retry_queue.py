@@ -162,7 +162,8 @@ def test_unknown_job_names_and_final_errors_are_dead_at_once(postgres, t0):
         counts = process_ready(postgres, NotifierResource(postgres=postgres), "run-1", now=t0)
     assert counts["dead"] == 3 and counts["claimed"] == 3 and counts["notified"] == 3
     errors = dict(sql(postgres, "SELECT id, last_error FROM retry_jobs WHERE status = 'dead' AND attempts = 1"))
-    assert errors[unknown] == "no handler for job 'no.such.job' (known: http.request, notification.redeliver, webhook.redeliver)"
+    assert errors[unknown] == ("no handler for job 'no.such.job' (known: http.request, job.rerun, notification.redeliver, "
+                               "webhook.redeliver)")
     assert errors[rejected].endswith("/gone: HTTP 404 (not retried)") and "key=abc" not in errors[rejected]
     assert errors[no_url] == "payload field 'url' must be a str, got None"
     assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 3

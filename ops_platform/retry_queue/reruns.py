@@ -12,20 +12,18 @@ job again (the seed's executeJob), with the seed's error categories deciding (fr
 Not enqueued either: runs the queue itself launched (tag `ops/retry_job`: their failure is the queue's
 attempt), and jobs that say the next scheduled run is their retry (tag `ops/retry_queue = off`: the periodic
 scan, the source syncs, notification runs). A rerun executes the job by name, from the code location's
-definitions, with the failed run's config, in the queue's process, and waits for it.
+definitions, with the failed run's config, in the queue's process, and waits for it (handlers.py `job.rerun`).
 """
 
 from __future__ import annotations
 
-import dagster as dg
 from sqlalchemy import Connection
 
 from ops_platform.framework.error_categories import DATABASE, HANDLING
-from ops_platform.retry_queue.handlers import HandlerResources, PermanentError, TransientError, handler
+from ops_platform.retry_queue.handlers import RERUN, RETRY_JOB_TAG
 from ops_platform.retry_queue.queue import MAX_ATTEMPTS, enqueue
 
-RERUN = "job.rerun"
-RETRY_JOB_TAG, OPT_OUT_TAG = "ops/retry_job", "ops/retry_queue"
+OPT_OUT_TAG = "ops/retry_queue"
 NOT_QUEUED = {OPT_OUT_TAG: "off"}  # job tags of jobs whose next scheduled run is their retry
 
 
@@ -43,27 +41,3 @@ def enqueue_rerun(conn: Connection, job_name: str, run_id: str, category: str, r
     attempts = 1 if category == DATABASE else MAX_ATTEMPTS  # database: "retry once"
     return enqueue(conn, RERUN, {"job_name": job_name, "run_id": run_id, "category": category,
                                  "run_config": run_config}, dedup_key=f"rerun:{run_id}", max_attempts=attempts)
-
-
-def job_named(name: str) -> dg.JobDefinition:
-    """The code location's job `name` (what a rerun reconstructs in its run's processes)."""
-    from ops_platform.definitions import defs  # here: the definitions import the sensors that import this module
-
-    return defs.resolve_job_def(name)
-
-
-@handler(RERUN)
-def rerun(payload: dict, resources: HandlerResources) -> None:
-    name = payload.get("job_name")
-    if not isinstance(name, str):
-        raise PermanentError("a job.rerun payload needs job_name")
-    try:
-        job_named(name)
-    except Exception as err:  # noqa: BLE001 - any lookup failure: the job is gone
-        raise PermanentError(f"no job {name!r} in the code location: {err}") from None
-    recon = dg.build_reconstructable_job("ops_platform.retry_queue.reruns", "job_named", reconstructable_args=(name,))
-    tags = {RETRY_JOB_TAG: str(payload.get("run_id")), "ops/rerun_of": str(payload.get("run_id"))}
-    with dg.execute_job(recon, instance=dg.DagsterInstance.get(), run_config=payload.get("run_config") or {},
-                        tags=tags, raise_on_error=False) as result:
-        if not result.success:
-            raise TransientError(f"{name} failed again (run {result.run_id})")
