@@ -23,12 +23,12 @@ def tick(postgres, instance, channels=None, **sources):
         return health_monitor(ctx)
 
 
-def test_failing_endpoints_are_reported_even_with_jobs_disabled(postgres, instance, monkeypatch):
+def test_failing_endpoints_are_reported_even_with_jobs_disabled(postgres, instance, settings_env):
     with postgres.begin() as conn:
         set_controls(conn, "test", jobs_enabled=False, kill_switch=True)
     with Endpoints() as api:
         down = closed_port_url("/status")
-        monkeypatch.setenv(ENDPOINTS_VAR, f"{api.url('/ok')}, {api.url('/error')}?key=s3cret,{down}")
+        settings_env(ENDPOINTS_VAR, f"{api.url('/ok')}, {api.url('/error')}?key=s3cret,{down}")
         result = tick(postgres, instance)
     assert len(result.run_requests) == 1
     body = result.run_requests[0].run_config["ops"]["send_notifications"]["config"]["messages"][0]["body"]
@@ -39,9 +39,9 @@ def test_failing_endpoints_are_reported_even_with_jobs_disabled(postgres, instan
     assert "s3cret" not in body
 
 
-def test_healthy_tick_records_one_latency_sample(postgres, instance, monkeypatch):
+def test_healthy_tick_records_one_latency_sample(postgres, instance, settings_env):
     with Endpoints() as api:
-        monkeypatch.setenv(ENDPOINTS_VAR, api.url("/ok"))
+        settings_env(ENDPOINTS_VAR, api.url("/ok"))
         first = tick(postgres, instance)
         second = tick(postgres, instance)
     assert first.run_requests == [] and first.skip_reason.skip_message.startswith("healthy")
@@ -52,17 +52,17 @@ def test_healthy_tick_records_one_latency_sample(postgres, instance, monkeypatch
     assert api.hits == ["/ok", "/ok"]
 
 
-def test_a_bad_endpoint_list_is_refused_without_echoing_it(monkeypatch):
-    monkeypatch.setenv(ENDPOINTS_VAR, "https://ok.example.com,ftp://user:s3cret@files.example.com")
+def test_a_bad_endpoint_list_is_refused_without_echoing_it(settings_env):
+    settings_env(ENDPOINTS_VAR, "https://ok.example.com,ftp://user:s3cret@files.example.com")
     with pytest.raises(ConfigError, match="OPS_HEALTH_ENDPOINTS: entry 2 is not an http\\(s\\) URL") as error:
         health_endpoints()
     assert "s3cret" not in str(error.value)
 
 
 
-def test_the_three_apis_are_checked_and_an_unconfigured_one_is_not_a_problem(postgres, instance, monkeypatch):
+def test_the_three_apis_are_checked_and_an_unconfigured_one_is_not_a_problem(postgres, instance, settings_env):
     from ops_platform.sources.standins import StandIns
-    monkeypatch.setenv(ENDPOINTS_VAR, "")
+    settings_env(ENDPOINTS_VAR, "")
     with StandIns() as api:
         result = tick(postgres, instance, notion_source=NotionSource(token=api.token, base_url=api.base_url),
                       n8n_source=N8nSource(api_key="revoked", base_url=api.base_url))
@@ -82,12 +82,12 @@ def test_disk_usage_over_the_threshold_is_a_problem(postgres, monkeypatch):
 
 
 def test_with_postgres_down_it_alerts_without_it_hourly_and_says_when_it_is_back(postgres, instance, monkeypatch,
-                                                                                 tmp_path):
+                                                                                 tmp_path, settings_env):
     from helpers import Receiver
 
     from ops_platform.resources.postgres import PostgresResource
-    monkeypatch.setenv(ENDPOINTS_VAR, "")
-    monkeypatch.setenv("OPS_HOME", str(tmp_path))
+    settings_env(ENDPOINTS_VAR, "")
+    settings_env("OPS_HOME", str(tmp_path))
     down = PostgresResource(url="postgresql://ops:pw@127.0.0.1:1/ops")
     with Receiver(secret="s") as hook:
         channels = ChannelsResource(webhook_url=hook.url, webhook_secret="s")

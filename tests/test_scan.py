@@ -173,6 +173,7 @@ def test_the_scan_obeys_kill_switch_jobs_and_quiet_hours(postgres, controls):
 
 def test_demo_mode_shows_every_source_working(postgres, monkeypatch):
     from ops_platform.demo.sources import start_demo_sources
+    from ops_platform.settings import Settings
     from ops_platform.sources.configured import build_sources
 
     for var in ("OPS_NOTION_URL", "OPS_NOTION_TOKEN", "OPS_N8N_URL", "OPS_N8N_API_KEY", "OPS_HUBSPOT_URL",
@@ -182,7 +183,7 @@ def test_demo_mode_shows_every_source_working(postgres, monkeypatch):
     try:
         assert len(env) == 6
         result = periodic_scan.execute_in_process(resources={
-            "postgres": postgres, "notifier": NotifierResource(postgres=postgres), **build_sources()})
+            "postgres": postgres, "notifier": NotifierResource(postgres=postgres), **build_sources(Settings.load())})
     finally:
         standins.stop()
     assert result.success

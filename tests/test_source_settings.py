@@ -47,27 +47,28 @@ def test_unset_means_the_seeds_default(monkeypatch):
     assert interval_from_env("OPS_PERIODIC_SCAN_INTERVAL_MINUTES", 30) == (30, "*/30 * * * *")
 
 
-def test_sources_say_what_they_still_need(monkeypatch):
+def test_sources_say_what_they_still_need(settings_env):
     for var in ("OPS_NOTION_TOKEN", "OPS_N8N_URL", "OPS_N8N_API_KEY", "OPS_HUBSPOT_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
+        settings_env(var, "")
     assert needs() == {"notion": ["OPS_NOTION_TOKEN"], "n8n": ["OPS_N8N_URL", "OPS_N8N_API_KEY"],
                        "hubspot": ["OPS_HUBSPOT_TOKEN"], "chat_logs": []}
     for var, value in demo_environment("http://127.0.0.1:9", configured={}).items():
-        monkeypatch.setenv(var, value)
+        settings_env(var, value)
     assert needs() == {"notion": [], "n8n": [], "hubspot": [], "chat_logs": []}
 
 
-def test_a_token_is_an_env_var_reference_not_its_value(monkeypatch):
-    monkeypatch.setenv("OPS_HUBSPOT_TOKEN", "pat-secret-value")
+def test_a_token_is_an_env_var_reference_not_its_value(settings_env):
+    settings_env("OPS_HUBSPOT_TOKEN", "pat-secret-value")
     source = build_sources()["hubspot_source"]
     assert isinstance(source.token, dg.EnvVar) and source.token.env_var_name == "OPS_HUBSPOT_TOKEN"
     assert "pat-secret-value" not in repr(source)
 
 
 def test_a_url_without_a_scheme_stops_the_load(monkeypatch):
+    from ops_platform.settings import Settings
     monkeypatch.setenv("OPS_N8N_URL", "n8n.example.com")
     with pytest.raises(ConfigError, match="OPS_N8N_URL must be an http"):
-        build_sources()
+        Settings.load()
 
 
 def test_demo_mode_points_only_unconfigured_sources_at_the_stand_ins():

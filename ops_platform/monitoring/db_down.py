@@ -16,10 +16,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ops_platform.notifications.channels import DeliveryError
 from ops_platform.notifications.message import Notification, Severity
 from ops_platform.notifications.transports import ChannelsResource
-from ops_platform.settings import list_env
+from ops_platform.outbound.retry import DeliveryError
+from ops_platform.settings import current
 
 CHANNELS_VAR = "OPS_HEALTH_FALLBACK_CHANNELS"
 DEFAULT_CHANNELS = ["telegram", "slack", "teams", "webhook"]
@@ -28,7 +28,7 @@ REPEAT = timedelta(hours=1)
 
 
 def fallback_channels() -> list[str]:
-    return list_env(CHANNELS_VAR) or DEFAULT_CHANNELS
+    return current().health_fallback_channels or DEFAULT_CHANNELS
 
 
 class DatabaseDownAlerts:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, text
 
 from ops_platform.monitoring.incidents import Incident
 from ops_platform.notifications import Severity
-from ops_platform.settings import ConfigError, json_from_env
+from ops_platform.settings import ConfigError, current
 
 THRESHOLDS_VAR = "OPS_JOB_HEALTH_THRESHOLDS"
 QUEUE_DEPTH = 100
@@ -64,8 +64,8 @@ def parse_overrides(raw: Mapping) -> dict[str, dict]:
     return {job: dict(values) for job, values in raw.items()}
 
 
-def overrides_from_env() -> dict[str, dict]:
-    return parse_overrides(json_from_env(THRESHOLDS_VAR, dict, '{"periodic_scan": {"max_duration_seconds": 120}}', {}))
+def overrides_from_settings() -> dict[str, dict]:
+    return parse_overrides(current().job_health_thresholds)
 
 
 def thresholds_for(job: str, overrides: Mapping[str, Mapping] | None = None) -> Thresholds:

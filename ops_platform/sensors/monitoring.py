@@ -26,20 +26,21 @@ from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
 from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.notifications import notify_job, notify_requests
-from ops_platform.monitoring.health import check_health
+from ops_platform.monitoring.health import check_health, health_endpoints
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
 from ops_platform.monitoring.watchers import WATCHERS, Watcher, run_watchers
 from ops_platform.monitoring.db_down import DatabaseDownAlerts
-from ops_platform.monitoring.job_health import check_job_health, overrides_from_env
+from ops_platform.monitoring.job_health import check_job_health, overrides_from_settings
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.settings import ops_home
+from ops_platform.settings import current
 from ops_platform.sources.health import check_sources
 from ops_platform.sources.hubspot import HubSpotSource
 from ops_platform.sources.n8n import N8nSource
 from ops_platform.sources.notion import NotionSource
 
 SENSOR_NAME = "watchers"
+health_endpoints()  # a bad OPS_HEALTH_ENDPOINTS stops the code location loading, with the reason
 # Seed 003 watchers.checkIntervalMinutes (default 5), checked at load.
 WATCH_MINUTES, _ = interval_from_env("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", 5)
 
@@ -100,7 +101,7 @@ def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResour
         if not api.ok:
             problems.append(f"{api.source} API: {api.detail}")
     database_down = "db_latency_ms" not in report
-    fallback = DatabaseDownAlerts(ops_home(), notifier.channels)
+    fallback = DatabaseDownAlerts(current().home, notifier.channels)
     if database_down:
         # The notifier keeps its records in Postgres: alert by the path that needs none (hourly).
         delivered = fallback.down("; ".join(problems))
@@ -117,7 +118,7 @@ def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResour
     return dg.SensorResult(run_requests=notify_requests("health_alert", [alert]))
 
 
-JOB_HEALTH_OVERRIDES = overrides_from_env()  # a bad OPS_JOB_HEALTH_THRESHOLDS stops the load, naming it
+JOB_HEALTH_OVERRIDES = overrides_from_settings()  # a bad OPS_JOB_HEALTH_THRESHOLDS stops the load, naming it
 
 
 @dg.sensor(name="job_health", job=notify_job, minimum_interval_seconds=300,

@@ -3,7 +3,7 @@
 Each attempt takes a slot of the source's shared rate limit (rate_limit.py), makes one request and
 records it in `api_calls` (path only: no query string, host or token), so the repeated-failures and
 API-volume watchers see real traffic. Retries follow the one rule of outgoing calls
-(notifications/retry.py, tenacity): the seed's 2 s · 2^(n−1) backoff capped at 60 s, 5 attempts, and a
+(outbound/retry.py, tenacity): the seed's 2 s · 2^(n−1) backoff capped at 60 s, 5 attempts, and a
 wait the provider asks for (`provider_wait`: `Retry-After`, `X-RateLimit-Reset`, HubSpot's window)
 replacing a shorter one.
 
@@ -26,9 +26,8 @@ import httpx
 
 from ops_platform.framework.error_categories import AUTH, EXTERNAL_API, TRANSIENT, VALIDATION
 from ops_platform.monitoring.api_usage import ApiCall, record_api_calls
-from ops_platform.notifications.channels import DeliveryError, retryable_status
-from ops_platform.notifications.http import wait_hint
-from ops_platform.notifications.retry import Final, Retryable, RetryRule
+from ops_platform.outbound.http import wait_hint
+from ops_platform.outbound.retry import DeliveryError, Final, Retryable, RetryRule, retryable_status
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sources.rate_limit import RateLimit
 
@@ -119,7 +118,7 @@ class SourceClient:
 
 
 def provider_wait(response: httpx.Response) -> float | None:
-    """The wait the provider asks for: `Retry-After` and the reset headers (notifications/http.py), else, for
+    """The wait the provider asks for: `Retry-After` and the reset headers (outbound/http.py), else, for
     HubSpot, which sends neither, its rolling window's length once `X-HubSpot-RateLimit-Remaining` is 0."""
     hint = wait_hint(response)
     interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "")

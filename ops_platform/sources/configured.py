@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-import dagster as dg
-
-from ops_platform.settings import ConfigError, text_env
+from ops_platform.settings import Settings, current
 from ops_platform.sources import hubspot, n8n, notion
 from ops_platform.sources.chat_logs import ChatLogsSource
 from ops_platform.sources.hubspot import HubSpotSource
@@ -27,31 +25,20 @@ from ops_platform.sources.notion import NotionSource
 from ops_platform.sources.standins import DEMO_TOKEN
 from ops_platform.sources.sync import SourceResource
 
-def _secret(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else None
-
-
-def _url(name: str, default: str | None) -> str | None:
-    value = text_env(name, default)
-    if value is not None and not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must be an http(s) URL such as https://n8n.example.com, got a value without a scheme")
-    return value
-
-
-def build_sources() -> dict[str, SourceResource]:
-    """{resource key: source}. A malformed URL stops the code location loading, naming the variable."""
+def build_sources(settings: Settings | None = None) -> dict[str, SourceResource]:
+    """{resource key: source}, from the settings (a malformed URL has already stopped the load, named)."""
+    s = settings or current()
     return {
-        "notion_source": NotionSource(token=_secret(notion.TOKEN_VAR), base_url=_url(notion.URL_VAR, "https://api.notion.com")),
-        "n8n_source": N8nSource(api_key=_secret(n8n.KEY_VAR), base_url=_url(n8n.URL_VAR, None)),
-        "hubspot_source": HubSpotSource(token=_secret(hubspot.TOKEN_VAR),
-                                        base_url=_url(hubspot.URL_VAR, "https://api.hubapi.com")),
+        "notion_source": NotionSource(token=s.secret_env(notion.TOKEN_VAR), base_url=s.notion_url),
+        "n8n_source": N8nSource(api_key=s.secret_env(n8n.KEY_VAR), base_url=s.n8n_url),
+        "hubspot_source": HubSpotSource(token=s.secret_env(hubspot.TOKEN_VAR), base_url=s.hubspot_url),
         "chat_logs_source": ChatLogsSource(),
     }
 
 
-def needs() -> dict[str, list[str]]:
+def needs(settings: Settings | None = None) -> dict[str, list[str]]:
     """What each source still needs (environment variable names, never values); [] when configured."""
-    return {source.name: source.needs() for source in build_sources().values()}
+    return {source.name: source.needs() for source in build_sources(settings).values()}
 
 
 def demo_environment(base_url: str, configured: Mapping[str, str] | None = None) -> dict[str, str]:

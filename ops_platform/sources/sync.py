@@ -21,7 +21,7 @@ from sqlalchemy import text
 from ops_platform.framework.audit import record
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
 from ops_platform.notifications import NotifierResource, Severity
-from ops_platform.notifications.retry import RetryRule
+from ops_platform.outbound.retry import RetryRule
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.framework.error_categories import AUTH
 from ops_platform.sources.client import SourceFailed
