@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import signal
 import subprocess
 import sys
@@ -98,7 +99,8 @@ def _serve(args, url: str) -> int:
         if args.demo:
             from ops_platform.demo.sources import start_demo_sources
 
-            standins, env = start_demo_sources(runtime.postgres)
+            standins, env = start_demo_sources(runtime.postgres, os.environ)
+            os.environ.update(env)  # the Dagster processes started below inherit them
             demo = sorted({var.removeprefix("OPS_").split("_")[0].lower() for var in env})
             print(f"ops: demo sources on {standins.base_url}: {', '.join(demo) or 'none (all configured)'}")
         for note in runtime.notes:

@@ -179,7 +179,10 @@ def test_demo_mode_shows_every_source_working(postgres, monkeypatch):
     for var in ("OPS_NOTION_URL", "OPS_NOTION_TOKEN", "OPS_N8N_URL", "OPS_N8N_API_KEY", "OPS_HUBSPOT_URL",
                 "OPS_HUBSPOT_TOKEN"):
         monkeypatch.setenv(var, "")  # restored (unset) after the test; blank counts as not configured
-    standins, env = start_demo_sources(postgres)
+    import os
+    standins, env = start_demo_sources(postgres, os.environ)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)  # as `ops up --demo` exports them
     try:
         assert len(env) == 6
         result = periodic_scan.execute_in_process(resources={

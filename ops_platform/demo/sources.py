@@ -2,13 +2,13 @@
 
 The stand-ins (sources/standins.py) run in the `ops up` process on a free port of 127.0.0.1, and every
 source that is not configured is pointed at them through its environment variables, which the Dagster
-processes inherit: the syncs, the scan and the health monitor run their real code against a server that
+processes inherit (`ops up` exports them): the syncs, the scan and the health monitor run their real code against a server that
 speaks Notion's, n8n's and HubSpot's shapes. A source configured for real keeps its own settings.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
 from sqlalchemy import text
 
@@ -27,12 +27,12 @@ WHERE NOT EXISTS (SELECT 1 FROM chat_logs)
 """)
 
 
-def start_demo_sources(postgres: PostgresResource) -> tuple[StandIns, dict[str, str]]:
-    """Start the stand-ins, point the unconfigured sources at them (os.environ), add demo chat logs once.
-    Returns the running stand-ins (stop them on exit) and the variables set (values are demo tokens)."""
+def start_demo_sources(postgres: PostgresResource, configured: Mapping[str, str]) -> tuple[StandIns, dict[str, str]]:
+    """Start the stand-ins and add demo chat logs once. Returns the running stand-ins (stop them on exit) and
+    the variables that point the sources not set in `configured` (the environment) at them: the caller
+    (`ops up`) exports them to the Dagster processes. Their values are demo tokens, not secrets."""
     standins = demo_standins().start()
-    env = demo_environment(standins.base_url)
-    os.environ.update(env)
+    env = demo_environment(standins.base_url, configured)
     with postgres.begin() as conn:
         conn.execute(CHAT_SQL)
     return standins, env

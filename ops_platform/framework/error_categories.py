@@ -14,20 +14,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ops_platform.notifications import Severity
 
 TRANSIENT, AUTH, VALIDATION, EXTERNAL_API, DATABASE, KILL_SWITCH = (
     "transient", "auth", "validation", "external_api", "database", "kill_switch")
 
 
+INFO, WARN = "INFO", "WARN"  # notification severities, by name (framework/ imports nothing of notifications/)
+
+
 @dataclass(frozen=True)
 class Handling:
     retries: int | None  # None: with backoff until the retry rule's attempts run out; 0: never; 1: once
-    severity: Severity  # of the first failures
+    severity: str  # of the first failures
     escalate_after: int | None = None  # failures in a row after which it is WARN
-    escalated: Severity = Severity.WARN
+    escalated: str = WARN
 
-    def severity_after(self, failures: int) -> Severity:
+    def severity_after(self, failures: int) -> str:
         """The alert severity after `failures` (≥ 1) failures in a row."""
         if self.escalate_after is not None and failures >= self.escalate_after:
             return self.escalated
@@ -39,12 +41,12 @@ class Handling:
 
 
 HANDLING = {
-    TRANSIENT: Handling(None, Severity.INFO, escalate_after=3),
-    AUTH: Handling(0, Severity.WARN),
-    VALIDATION: Handling(0, Severity.INFO),
-    EXTERNAL_API: Handling(None, Severity.INFO, escalate_after=3),
-    DATABASE: Handling(1, Severity.INFO, escalate_after=2),  # the retry failed too: persistent
-    KILL_SWITCH: Handling(0, Severity.INFO),
+    TRANSIENT: Handling(None, INFO, escalate_after=3),
+    AUTH: Handling(0, WARN),
+    VALIDATION: Handling(0, INFO),
+    EXTERNAL_API: Handling(None, INFO, escalate_after=3),
+    DATABASE: Handling(1, INFO, escalate_after=2),  # the retry failed too: persistent
+    KILL_SWITCH: Handling(0, INFO),
 }
 
 

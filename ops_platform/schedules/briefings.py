@@ -10,7 +10,6 @@ import dagster as dg
 
 from ops_platform.framework.controls import NOTIFY_JOB
 from ops_platform.framework.cron import zone
-from ops_platform.framework.intervals import daily_at_from_env
 from ops_platform.framework.schedules import RequestFn, gated_schedule
 from ops_platform.jobs.briefings import (
     CALL_TIMEZONE,
@@ -20,6 +19,7 @@ from ops_platform.jobs.briefings import (
     morning_call,
     morning_call_job,
 )
+from ops_platform.settings import current, daily_cron
 
 
 def _at_tick(op_name: str, source: str, timezone: str) -> RequestFn:
@@ -34,12 +34,12 @@ def _at_tick(op_name: str, source: str, timezone: str) -> RequestFn:
 # Seed 003 jobs.morning_call.time / jobs.daily_digest.time (HH:MM, Central), checked at load; a *_CRON
 # variable, when set, overrides the time.
 morning_call_schedule = gated_schedule(
-    "morning_call_schedule", morning_call_job, daily_at_from_env("OPS_MORNING_CALL_TIME", "06:00"),
+    "morning_call_schedule", morning_call_job, daily_cron(current().morning_call_time),
     env_var="MORNING_CALL_CRON",
     timezone=CALL_TIMEZONE, gates=NOTIFY_JOB, request=_at_tick(morning_call.name, "morning_call", CALL_TIMEZONE),
     description="Seed 003 morning call, daily at 06:00 Central (OPS_MORNING_CALL_TIME).")
 daily_digest_schedule = gated_schedule(
-    "daily_digest_schedule", daily_digest_job, daily_at_from_env("OPS_DAILY_DIGEST_TIME", "08:00"),
+    "daily_digest_schedule", daily_digest_job, daily_cron(current().daily_digest_time),
     env_var="DAILY_DIGEST_CRON",
     timezone=DIGEST_TIMEZONE, gates=NOTIFY_JOB, request=_at_tick(daily_digest.name, "daily_digest", DIGEST_TIMEZONE),
     description="Seed 003 daily digest, daily at 08:00 Central (OPS_DAILY_DIGEST_TIME), ≤ 5 bullets, once a day.")

@@ -7,12 +7,13 @@ with the reason; each tick's run key is its scheduled time, so a tick evaluated 
 import dagster as dg
 
 from ops_platform.framework.controls import NON_EMERGENCY_JOB
-from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.scan import periodic_scan
+from ops_platform.settings import current, interval_cron
 from ops_platform.framework.schedules import gated_schedule
 
 INTERVAL_VAR = "OPS_PERIODIC_SCAN_INTERVAL_MINUTES"
-SCAN_MINUTES, SCAN_CRON = interval_from_env(INTERVAL_VAR, 30)
+SCAN_MINUTES = current().periodic_scan_interval_minutes
+SCAN_CRON = interval_cron(SCAN_MINUTES)
 
 periodic_scan_schedule = gated_schedule(
     "periodic_scan_schedule", periodic_scan, SCAN_CRON, gates=NON_EMERGENCY_JOB,

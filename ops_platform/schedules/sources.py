@@ -1,4 +1,4 @@
-"""Seed 003 source syncs on their own intervals (minutes, validated at load: framework/intervals.py).
+"""Seed 003 source syncs on their own intervals (minutes, validated at load: settings.py).
 
 | schedule               | default | setting (seed 003)                     | environment variable               |
 |------------------------|---------|----------------------------------------|------------------------------------|
@@ -8,20 +8,24 @@
 """
 
 from ops_platform.framework.controls import NON_EMERGENCY_JOB
-from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.sources import sync_hubspot_job, sync_n8n_job, sync_notion_job
+from ops_platform.settings import current, interval_cron
+
+SETTINGS = current()
 from ops_platform.framework.schedules import gated_schedule
 
 
-def _every(name, job, var: str, default_minutes: int, what: str):
-    minutes, cron = interval_from_env(var, default_minutes)
-    return gated_schedule(name, job, cron, gates=NON_EMERGENCY_JOB,
+def _every(name, job, var: str, minutes: int, what: str):
+    return gated_schedule(name, job, interval_cron(minutes), gates=NON_EMERGENCY_JOB,
                           description=f"Seed 003 {name.removesuffix('_schedule')}: {what}, every {minutes} minutes. Set {var} to change it.")
 
 
-sync_notion_schedule = _every("sync_notion_schedule", sync_notion_job, "OPS_NOTION_SCAN_INTERVAL_MINUTES", 60,
+sync_notion_schedule = _every("sync_notion_schedule", sync_notion_job, "OPS_NOTION_SCAN_INTERVAL_MINUTES",
+                              SETTINGS.notion_scan_interval_minutes,
                               "canonical Notion pages")
-sync_n8n_schedule = _every("sync_n8n_schedule", sync_n8n_job, "OPS_N8N_SCAN_INTERVAL_MINUTES", 30,
+sync_n8n_schedule = _every("sync_n8n_schedule", sync_n8n_job, "OPS_N8N_SCAN_INTERVAL_MINUTES",
+                           SETTINGS.n8n_scan_interval_minutes,
                            "failed n8n executions")
-sync_hubspot_schedule = _every("sync_hubspot_schedule", sync_hubspot_job, "OPS_HUBSPOT_POLL_INTERVAL_MINUTES", 60,
+sync_hubspot_schedule = _every("sync_hubspot_schedule", sync_hubspot_job, "OPS_HUBSPOT_POLL_INTERVAL_MINUTES",
+                               SETTINGS.hubspot_poll_interval_minutes,
                                "modified HubSpot contacts")

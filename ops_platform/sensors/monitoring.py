@@ -24,7 +24,6 @@ import dagster as dg
 from ops_platform.framework.audit import record
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
-from ops_platform.framework.intervals import interval_from_env
 from ops_platform.jobs.notifications import notify_job, notify_requests
 from ops_platform.monitoring.health import check_health, health_endpoints
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
@@ -42,7 +41,7 @@ from ops_platform.sources.notion import NotionSource
 SENSOR_NAME = "watchers"
 health_endpoints()  # a bad OPS_HEALTH_ENDPOINTS stops the code location loading, with the reason
 # Seed 003 watchers.checkIntervalMinutes (default 5), checked at load.
-WATCH_MINUTES, _ = interval_from_env("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", 5)
+WATCH_MINUTES = current().watchers_check_interval_minutes
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import dagster as dg
 
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
-from ops_platform.framework.intervals import seconds_from_env
 from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.retry_queue import retry_queue_job
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.settings import current
 from ops_platform.retry_queue.queue import pending_work
 
 
@@ -27,7 +27,7 @@ def run_request_for(work: Sequence, at: datetime) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key("retry_queue", seen, at), tags={"ops/retry_jobs": str(len(work))})
 
 
-CHECK_SECONDS = seconds_from_env("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", 30)  # seed 003 retry_queue.checkIntervalSeconds
+CHECK_SECONDS = current().retry_queue_check_interval_seconds  # seed 003 retry_queue.checkIntervalSeconds
 
 
 @dg.sensor(job=retry_queue_job, minimum_interval_seconds=CHECK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,

@@ -123,7 +123,7 @@ def after_job_execution(context: dg.RunFailureSensorContext, postgres: PostgresR
                output={"after_job_execution": category, "run_id": run.run_id, "retry_job": queued})
         if category != AUTH:
             return None
-        incident = Incident("job_auth_failed", run.job_name, HANDLING[AUTH].severity,
+        incident = Incident("job_auth_failed", run.job_name, Severity(HANDLING[AUTH].severity),
                             f"{run.job_name}: credentials refused", f"Run {run.run_id} failed: {message[:800]} "
                             "Not retried: fix the credentials.")
         open_incidents(conn, [incident], now)

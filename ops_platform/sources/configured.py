@@ -13,7 +13,6 @@ the same code path runs against a server that speaks the providers' shapes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from ops_platform.settings import Settings, current
@@ -41,10 +40,9 @@ def needs(settings: Settings | None = None) -> dict[str, list[str]]:
     return {source.name: source.needs() for source in build_sources(settings).values()}
 
 
-def demo_environment(base_url: str, configured: Mapping[str, str] | None = None) -> dict[str, str]:
+def demo_environment(base_url: str, configured: Mapping[str, str]) -> dict[str, str]:
     """The variables that point the sources at the stand-ins at `base_url`: every source none of whose
     variables is set in `configured` (the environment); a configured source keeps its own, untouched."""
-    configured = os.environ if configured is None else configured
     groups = [(notion.URL_VAR, notion.TOKEN_VAR), (n8n.URL_VAR, n8n.KEY_VAR), (hubspot.URL_VAR, hubspot.TOKEN_VAR)]
     return {var: value for url_var, secret_var in groups if not (configured.get(url_var) or configured.get(secret_var))
             for var, value in ((url_var, base_url), (secret_var, DEMO_TOKEN))}
