@@ -6,7 +6,7 @@ from datetime import datetime
 import dagster as dg
 import pytest
 from croniter import croniter
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ops_platform.settings import ConfigError, Settings, interval_cron
@@ -21,6 +21,7 @@ def test_named_intervals(minutes, cron):
     assert interval_cron(minutes) == cron
 
 
+@settings(deadline=None)
 @given(st.sampled_from(VALID))
 def test_a_valid_interval_fires_exactly_every_n_minutes_for_a_day(minutes):
     it = croniter(interval_cron(minutes), datetime(2026, 3, 1, 0, 0))

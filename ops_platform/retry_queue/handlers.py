@@ -111,24 +111,18 @@ RERUN = "job.rerun"
 RETRY_JOB_TAG = "ops/retry_job"  # a run the queue launched: its failure is the queue's attempt
 
 
-def job_named(name: str) -> dg.JobDefinition:
-    """The code location's job `name` (what a rerun reconstructs in its run's processes)."""
-    from ops_platform.definitions import defs  # here: the definitions import the sensors that import this module
-
-    return defs.resolve_job_def(name)
-
-
 @handler(RERUN)
 def rerun_job(payload: dict[str, Any], resources: HandlerResources) -> None:
     """Seed 003 executeJob: run the failed run's job again, by name, with its config (retry_queue/reruns.py)."""
     name = payload.get("job_name")
     if not isinstance(name, str):
         raise PermanentError("a job.rerun payload needs job_name")
+    # By name, from the code location (definitions.job_named), as each of the run's processes will rebuild it.
+    recon = dg.build_reconstructable_job("ops_platform.definitions", "job_named", reconstructable_args=(name,))
     try:
-        job_named(name)
+        recon.get_definition()
     except Exception as err:  # noqa: BLE001 - any lookup failure: the job is gone
         raise PermanentError(f"no job {name!r} in the code location: {err}") from None
-    recon = dg.build_reconstructable_job(__name__, "job_named", reconstructable_args=(name,))
     tags = {RETRY_JOB_TAG: str(payload.get("run_id")), "ops/rerun_of": str(payload.get("run_id"))}
     with dg.execute_job(recon, instance=dg.DagsterInstance.get(), run_config=payload.get("run_config") or {},
                         tags=tags, raise_on_error=False) as result:
