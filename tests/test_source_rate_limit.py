@@ -63,5 +63,5 @@ def test_no_window_ever_holds_more_slots_than_the_limit(postgres, limit, window,
     slots = sorted(bucket.take(postgres)[0] for _ in range(takes))
     for first, later in zip(slots, slots[limit:], strict=False):
         assert later - first >= timedelta(seconds=window)
-    # and no slot waits longer than it must: the first `limit` start at once
-    assert all(s - slots[0] < timedelta(seconds=1) for s in slots[:limit])
+    # paced: consecutive slots window/limit apart, and the first one at once
+    assert all(b - a >= timedelta(seconds=window / limit) for a, b in zip(slots, slots[1:], strict=False))

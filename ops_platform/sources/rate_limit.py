@@ -3,10 +3,11 @@
 Dagster runs steps in separate processes, so a per-process counter lets two runs together go over a
 provider's limit. Here each request first takes a *slot*, a start time, in one statement under the
 bucket's row lock: the slot is now, or, when the last `limit` slots are already taken within the window,
-the moment the oldest of them leaves it (plus `margin_seconds`). Slots only grow, so no window of
+the moment the oldest of them leaves it (plus `margin_seconds`), and never sooner than window/limit after
+the previous slot (requests are paced, not sent in bursts). Slots only grow, so no window of
 `window_seconds` holds more than `limit` of them, whichever process took them. The caller sleeps until
-its slot. `margin_seconds` (0.1 s) covers the scheduling jitter between waking up and the request reaching
-the provider, so the limit holds where the provider counts: on arrival.
+its slot. Pacing and `margin_seconds` (0.25 s) absorb the delay between a slot and the request reaching the
+provider (a loaded machine, a new connection), so the limit holds where the provider counts: on arrival.
 
 Each acquisition also records the bucket's current window in `rate_limit_usage` (monitoring/api_usage.py),
 which the rate-limit watcher reads (≥ 80 % used → incident).
@@ -27,7 +28,7 @@ from sqlalchemy import text
 from ops_platform.monitoring.api_usage import record_rate_limit
 from ops_platform.resources.postgres import PostgresResource
 
-MARGIN_SECONDS = 0.1
+MARGIN_SECONDS = 0.25
 
 _ENSURE_SQL = text("""
 INSERT INTO rate_limit_buckets (bucket, limit_value, window_seconds) VALUES (:bucket, :limit, :window)
@@ -42,7 +43,9 @@ WITH b AS (
 ), slot AS (
     SELECT greatest(now, CASE WHEN cardinality(slots) >= :limit
                               THEN slots[cardinality(slots) - :limit + 1] + make_interval(secs => :window + :margin)
-                         END) AS at, now, slots
+                         END,
+                    slots[cardinality(slots)] + make_interval(secs => CAST(:window AS float8) / :limit)) AS at,
+           now, slots
     FROM b
 )
 UPDATE rate_limit_buckets r
