@@ -173,12 +173,6 @@ def _interval(var: str, raw: str) -> int:
     return int(raw)
 
 
-def _minutes(var: str, raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{var} must be a whole number of minutes above 0, got {raw!r}")
-    return int(raw)
-
-
 def _seconds(var: str, raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{var} must be a whole number of seconds, at least 1, got {raw!r}")
@@ -299,7 +293,7 @@ class Settings(BaseSettings):
     notion_scan_interval_minutes: Annotated[int, Parse(_interval)] = var("OPS_NOTION_SCAN_INTERVAL_MINUTES", 60)
     n8n_scan_interval_minutes: Annotated[int, Parse(_interval)] = var("OPS_N8N_SCAN_INTERVAL_MINUTES", 30)
     hubspot_poll_interval_minutes: Annotated[int, Parse(_interval)] = var("OPS_HUBSPOT_POLL_INTERVAL_MINUTES", 60)
-    watchers_check_interval_minutes: Annotated[int, Parse(_minutes)] = var("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", 5)
+    watchers_check_interval_minutes: Annotated[int, Parse(_positive)] = var("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", 5)
     retry_queue_check_interval_seconds: Annotated[int, Parse(_seconds)] = \
         var("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", 30)
     daily_digest_time: Annotated[str, Parse(_time_of_day)] = var("OPS_DAILY_DIGEST_TIME", "08:00")

@@ -130,7 +130,7 @@ def test_the_seeds_interval_and_time_settings_are_validated_at_load():
     lines = {line.split()[0]: line for line in good.stdout.splitlines() if line.startswith("  ")}
     assert "30 7 * * *" in lines["daily_digest_schedule"] and "45 5 * * *" in lines["morning_call_schedule"]
     for variable, value, says in [("OPS_DAILY_DIGEST_TIME", "8am", "must be a time of day HH:MM"),
-                                  ("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", "0", "must be a whole number of minutes"),
+                                  ("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", "0", "must be a whole number above 0"),
                                   ("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", "soon", "must be a whole number of seconds"),
                                   ("OPS_NOTION_SCAN_INTERVAL_MINUTES", "50", "does not divide the hour or the day")]:
         bad = ops("check", **{variable: value})
