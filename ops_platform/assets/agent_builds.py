@@ -12,6 +12,18 @@ from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.resources.postgres import PostgresResource
 
+INACTIVE_DAYS = 90
+AGENT_STATS_COLUMNS = columns(
+    ("agent_id", "bigint"), ("agent_name", "text"), ("total_tasks", "bigint"), ("completed_tasks", "bigint"),
+    ("failed_tasks", "bigint"), ("success_rate", "numeric(5,2)"), ("avg_duration_ms", "numeric(14,2)"),
+    ("last_active", "timestamp with time zone"), ("current_status", "text"), ("cached_at", "timestamp with time zone"))
+BUILD_STATS_COLUMNS = columns(
+    ("snapshot_hour", "timestamp with time zone"), ("total_builds", "bigint"), ("completed_builds", "bigint"),
+    ("failed_builds", "bigint"), ("running_builds", "bigint"), ("success_rate", "numeric(5,2)"),
+    ("avg_duration_ms", "numeric(14,2)"), ("computed_at", "timestamp with time zone"))
+INACTIVE_COLUMNS = columns(("id", "bigint"), ("email", "text"), ("last_active_at", "timestamp with time zone"),
+                           ("inactive_since", "timestamp with time zone"))
+
 # Aggregate tasks and executions once each (hash aggregates), join to agents, upsert the cache.
 REFRESH_SQL = text("""
 WITH task_counts AS (
@@ -46,10 +58,35 @@ WITH task_counts AS (
 )
 SELECT count(*) AS computed, count(*) FILTER (WHERE current_status = 'active') AS active, now() AS ts FROM upserted
 """)
-AGENT_STATS_COLUMNS = columns(
-    ("agent_id", "bigint"), ("agent_name", "text"), ("total_tasks", "bigint"), ("completed_tasks", "bigint"),
-    ("failed_tasks", "bigint"), ("success_rate", "numeric(5,2)"), ("avg_duration_ms", "numeric(14,2)"),
-    ("last_active", "timestamp with time zone"), ("current_status", "text"), ("cached_at", "timestamp with time zone"))
+BUILD_STATS_SQL = text("""
+INSERT INTO build_stats_cache AS c (snapshot_hour, total_builds, completed_builds, failed_builds, running_builds,
+                                    success_rate, avg_duration_ms, computed_at)
+SELECT date_trunc('hour', now()), count(*),
+       count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+       count(*) FILTER (WHERE status = 'running'),
+       CASE WHEN count(*) = 0 THEN 0 ELSE round(100.0 * count(*) FILTER (WHERE status = 'completed') / count(*), 2) END,
+       round(avg(duration_ms) FILTER (WHERE status = 'completed'), 2), now()
+FROM builds
+ON CONFLICT (snapshot_hour) DO UPDATE SET
+    total_builds = EXCLUDED.total_builds, completed_builds = EXCLUDED.completed_builds,
+    failed_builds = EXCLUDED.failed_builds, running_builds = EXCLUDED.running_builds,
+    success_rate = EXCLUDED.success_rate, avg_duration_ms = EXCLUDED.avg_duration_ms, computed_at = EXCLUDED.computed_at
+RETURNING *
+""")
+BUILD_STATS_HOURS_SQL = text("SELECT count(*) FROM build_stats_cache")  # one row an hour: cheap
+INACTIVE_SQL = text("""
+WITH cutoff AS (SELECT now() - make_interval(days => :days) AS at),
+marked AS (
+    UPDATE user_profiles SET inactive_since = now()
+    WHERE last_active_at < (SELECT at FROM cutoff) AND inactive_since IS NULL RETURNING 1
+), revived AS (
+    UPDATE user_profiles SET inactive_since = NULL
+    WHERE inactive_since IS NOT NULL AND last_active_at >= (SELECT at FROM cutoff) RETURNING 1
+)
+SELECT (SELECT count(*) FROM user_profiles WHERE last_active_at < (SELECT at FROM cutoff)) AS inactive,
+       (SELECT count(*) FROM marked) AS newly_inactive, (SELECT count(*) FROM revived) AS reactivated,
+       (SELECT at FROM cutoff) AS cutoff
+""")
 
 
 @dg.asset(
@@ -73,45 +110,6 @@ def agent_stats_cache(context: dg.AssetExecutionContext, postgres: PostgresResou
         "computed": row.computed, "active_agents": row.active, "timestamp": row.ts.isoformat()})
 
 
-INACTIVE_DAYS = 90
-
-BUILD_STATS_SQL = text("""
-INSERT INTO build_stats_cache AS c (snapshot_hour, total_builds, completed_builds, failed_builds, running_builds,
-                                    success_rate, avg_duration_ms, computed_at)
-SELECT date_trunc('hour', now()), count(*),
-       count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
-       count(*) FILTER (WHERE status = 'running'),
-       CASE WHEN count(*) = 0 THEN 0 ELSE round(100.0 * count(*) FILTER (WHERE status = 'completed') / count(*), 2) END,
-       round(avg(duration_ms) FILTER (WHERE status = 'completed'), 2), now()
-FROM builds
-ON CONFLICT (snapshot_hour) DO UPDATE SET
-    total_builds = EXCLUDED.total_builds, completed_builds = EXCLUDED.completed_builds,
-    failed_builds = EXCLUDED.failed_builds, running_builds = EXCLUDED.running_builds,
-    success_rate = EXCLUDED.success_rate, avg_duration_ms = EXCLUDED.avg_duration_ms, computed_at = EXCLUDED.computed_at
-RETURNING *
-""")
-BUILD_STATS_COLUMNS = columns(
-    ("snapshot_hour", "timestamp with time zone"), ("total_builds", "bigint"), ("completed_builds", "bigint"),
-    ("failed_builds", "bigint"), ("running_builds", "bigint"), ("success_rate", "numeric(5,2)"),
-    ("avg_duration_ms", "numeric(14,2)"), ("computed_at", "timestamp with time zone"))
-
-INACTIVE_SQL = text("""
-WITH cutoff AS (SELECT now() - make_interval(days => :days) AS at),
-marked AS (
-    UPDATE user_profiles SET inactive_since = now()
-    WHERE last_active_at < (SELECT at FROM cutoff) AND inactive_since IS NULL RETURNING 1
-), revived AS (
-    UPDATE user_profiles SET inactive_since = NULL
-    WHERE inactive_since IS NOT NULL AND last_active_at >= (SELECT at FROM cutoff) RETURNING 1
-)
-SELECT (SELECT count(*) FROM user_profiles WHERE last_active_at < (SELECT at FROM cutoff)) AS inactive,
-       (SELECT count(*) FROM marked) AS newly_inactive, (SELECT count(*) FROM revived) AS reactivated,
-       (SELECT at FROM cutoff) AS cutoff
-""")
-INACTIVE_COLUMNS = columns(("id", "bigint"), ("email", "text"), ("last_active_at", "timestamp with time zone"),
-                           ("inactive_since", "timestamp with time zone"))
-
-
 @dg.asset(
     **asset_page("agent_builds", "build_stats_cache", BUILD_STATS_COLUMNS, HOURLY),
     kinds={"postgres"}, deps=[["postgres", "builds"]],
@@ -124,7 +122,7 @@ def build_stats(context: dg.AssetExecutionContext, postgres: PostgresResource) -
     guard_run(context, postgres)
     with postgres.begin() as conn:
         row = conn.execute(BUILD_STATS_SQL).one()
-        hours = conn.execute(text("SELECT count(*) FROM build_stats_cache")).scalar_one()  # one row an hour: cheap
+        hours = conn.execute(BUILD_STATS_HOURS_SQL).scalar_one()
     return dg.MaterializeResult(metadata=row_count(hours) | {
         "totalBuilds": row.total_builds, "completedBuilds": row.completed_builds, "failedBuilds": row.failed_builds,
         "runningBuilds": row.running_builds, "successRate": float(row.success_rate),

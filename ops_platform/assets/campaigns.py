@@ -20,6 +20,15 @@ SEAT_USAGE_COLUMNS = columns(*USAGE_KEY, ("seats_used", "integer"), ("seat_capac
                              ("seat_utilisation", "numeric(7,2)"))
 CREDIT_USAGE_COLUMNS = columns(*USAGE_KEY, ("credits_used", "numeric(14,2)"), ("credit_budget", "numeric(12,2)"),
                                ("credit_utilisation", "numeric(7,2)"))
+METRICS_SCHEMA = columns(
+    ("snapshot_hour", "DateTime('UTC')"), ("campaign_id", "Int64"), ("status", "LowCardinality(String)"),
+    ("seats_used", "Int32"), ("seat_capacity", "Int32"), ("credits_used", "Decimal(14, 2)"),
+    ("credit_budget", "Decimal(12, 2)"), ("active_volunteers", "Int32"), ("hours_logged", "Decimal(14, 2)"))
+METRICS_COLUMNS = [c.name for c in METRICS_SCHEMA.columns]
+VIS_WEIGHTS = {"mentoring": 1.5, "volunteering": 1.0, "event": 0.5}  # any other type weighs 1.0
+VIS_SCHEMA = columns(("score_date", "Date"), ("volunteer_id", "Int64"), ("score", "Float64"), ("activities", "Int32"),
+                     ("hours_total", "Decimal(14, 2)"), ("half_life_days", "Float64"))
+VIS_COLUMNS = [c.name for c in VIS_SCHEMA.columns]
 
 SEAT_USAGE_SQL = text("""
 INSERT INTO campaign_usage (campaign_id, snapshot_hour, seats_used, seat_capacity, seat_utilisation)
@@ -40,6 +49,45 @@ ON CONFLICT (campaign_id, snapshot_hour) DO UPDATE SET credits_used = EXCLUDED.c
     credit_budget = EXCLUDED.credit_budget, credit_utilisation = EXCLUDED.credit_utilisation
 RETURNING credit_utilisation
 """)
+# For every hour H in the window and every campaign created before H ended, the state at the end of H.
+METRICS_SQL = """
+WITH hours AS (
+    SELECT h, h + interval '1 hour' AS h_end
+    FROM generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - interval '1 hour', interval '1 hour') AS h
+)
+SELECT to_char(h AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), c.id, campaign_status_at(c.id, c.status, h_end),
+       (SELECT count(*) FROM campaign_seats s WHERE s.campaign_id = c.id AND s.assigned_at < h_end
+                                               AND (s.released_at IS NULL OR s.released_at >= h_end)),
+       c.seat_capacity,
+       (SELECT coalesce(sum(amount), 0) FROM credit_ledger l WHERE l.campaign_id = c.id AND l.created_at < h_end),
+       c.credit_budget,
+       (SELECT count(DISTINCT volunteer_id) FROM volunteer_activities a
+         WHERE a.campaign_id = c.id AND a.occurred_at >= h AND a.occurred_at < h_end),
+       (SELECT coalesce(sum(hours), 0) FROM volunteer_activities a
+         WHERE a.campaign_id = c.id AND a.occurred_at >= h AND a.occurred_at < h_end)
+FROM hours CROSS JOIN campaigns c
+WHERE c.created_at < h_end AND campaign_status_at(c.id, c.status, h_end) <> 'draft'
+ORDER BY h, c.id
+"""
+# Seed 004 VIS: every activity contributes hours × type weight, halved every `half_life_days` of age,
+# age measured from the end of the scored day. Only activities before that moment count, so the
+# score of a past day can be recomputed exactly.
+VIS_SQL = """
+WITH days AS (SELECT d::date AS d, (d + interval '1 day') AS d_end
+              FROM generate_series(%(lo)s::date, %(hi)s::date - 1, interval '1 day') AS d),
+     weights(activity_type, weight) AS (VALUES {weights})
+SELECT days.d, a.volunteer_id,
+       sum(a.hours * coalesce(w.weight, 1.0)
+           * power(0.5, extract(epoch FROM days.d_end - a.occurred_at) / 86400.0 / %(half_life)s)),
+       count(*), sum(a.hours), %(half_life)s
+FROM days JOIN volunteer_activities a ON a.occurred_at < days.d_end
+LEFT JOIN weights w ON w.activity_type = a.activity_type
+GROUP BY days.d, a.volunteer_id ORDER BY days.d, a.volunteer_id
+""".replace("{weights}", ", ".join(f"('{k}', {v})" for k, v in VIS_WEIGHTS.items()))
+CLEAR_WINDOW_SQL = "DELETE FROM {table} WHERE {within}"
+# Rows per partition of the window, keyed by the partition's start (Unix seconds).
+PARTITION_ROWS_SQL = ("SELECT toUnixTimestamp(toDateTime({time_column}, 'UTC')), count() FROM {table} "
+                      "WHERE {within} GROUP BY 1")
 
 
 def _usage(postgres: PostgresResource, statement) -> dict:
@@ -70,33 +118,6 @@ def credit_usage(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     return dg.MaterializeResult(metadata=_usage(postgres, CREDIT_USAGE_SQL))
 
 
-# For every hour H in the window and every campaign created before H ended, the state at the end of H.
-METRICS_SQL = """
-WITH hours AS (
-    SELECT h, h + interval '1 hour' AS h_end
-    FROM generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - interval '1 hour', interval '1 hour') AS h
-)
-SELECT to_char(h AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), c.id, campaign_status_at(c.id, c.status, h_end),
-       (SELECT count(*) FROM campaign_seats s WHERE s.campaign_id = c.id AND s.assigned_at < h_end
-                                               AND (s.released_at IS NULL OR s.released_at >= h_end)),
-       c.seat_capacity,
-       (SELECT coalesce(sum(amount), 0) FROM credit_ledger l WHERE l.campaign_id = c.id AND l.created_at < h_end),
-       c.credit_budget,
-       (SELECT count(DISTINCT volunteer_id) FROM volunteer_activities a
-         WHERE a.campaign_id = c.id AND a.occurred_at >= h AND a.occurred_at < h_end),
-       (SELECT coalesce(sum(hours), 0) FROM volunteer_activities a
-         WHERE a.campaign_id = c.id AND a.occurred_at >= h AND a.occurred_at < h_end)
-FROM hours CROSS JOIN campaigns c
-WHERE c.created_at < h_end AND campaign_status_at(c.id, c.status, h_end) <> 'draft'
-ORDER BY h, c.id
-"""
-METRICS_SCHEMA = columns(
-    ("snapshot_hour", "DateTime('UTC')"), ("campaign_id", "Int64"), ("status", "LowCardinality(String)"),
-    ("seats_used", "Int32"), ("seat_capacity", "Int32"), ("credits_used", "Decimal(14, 2)"),
-    ("credit_budget", "Decimal(12, 2)"), ("active_volunteers", "Int32"), ("hours_logged", "Decimal(14, 2)"))
-METRICS_COLUMNS = [c.name for c in METRICS_SCHEMA.columns]
-
-
 @dg.asset(key=["warehouse", "campaign_metrics_hourly"],
           **asset_page("campaigns", "campaign_metrics_hourly", METRICS_SCHEMA, asset_pages.HOURLY),
           kinds={"clickhouse", "postgres"}, partitions_def=HOURLY,
@@ -113,27 +134,6 @@ def campaign_metrics_hourly(context: dg.AssetExecutionContext, postgres: Postgre
     rows = _replace_window(context, warehouse, postgres, "campaign_metrics_hourly", "snapshot_hour", METRICS_COLUMNS,
                            METRICS_SQL, {})
     return dg.MaterializeResult(metadata={"rows": rows, "hours": len(context.partition_keys)})
-
-
-# Seed 004 VIS: every activity contributes hours × type weight, halved every `half_life_days` of age,
-# age measured from the end of the scored day. Only activities before that moment count, so the
-# score of a past day can be recomputed exactly.
-VIS_WEIGHTS = {"mentoring": 1.5, "volunteering": 1.0, "event": 0.5}  # any other type weighs 1.0
-VIS_SQL = """
-WITH days AS (SELECT d::date AS d, (d + interval '1 day') AS d_end
-              FROM generate_series(%(lo)s::date, %(hi)s::date - 1, interval '1 day') AS d),
-     weights(activity_type, weight) AS (VALUES {weights})
-SELECT days.d, a.volunteer_id,
-       sum(a.hours * coalesce(w.weight, 1.0)
-           * power(0.5, extract(epoch FROM days.d_end - a.occurred_at) / 86400.0 / %(half_life)s)),
-       count(*), sum(a.hours), %(half_life)s
-FROM days JOIN volunteer_activities a ON a.occurred_at < days.d_end
-LEFT JOIN weights w ON w.activity_type = a.activity_type
-GROUP BY days.d, a.volunteer_id ORDER BY days.d, a.volunteer_id
-""".replace("{weights}", ", ".join(f"('{k}', {v})" for k, v in VIS_WEIGHTS.items()))
-VIS_SCHEMA = columns(("score_date", "Date"), ("volunteer_id", "Int64"), ("score", "Float64"), ("activities", "Int32"),
-                     ("hours_total", "Decimal(14, 2)"), ("half_life_days", "Float64"))
-VIS_COLUMNS = [c.name for c in VIS_SCHEMA.columns]
 
 
 class VisConfig(dg.Config):
@@ -166,10 +166,10 @@ def _replace_window(context: dg.AssetExecutionContext, warehouse, postgres, tabl
     bounds = {"lo": window.start, "hi": window.end}
     within = (f"{time_column} >= {{lo:DateTime64(6, 'UTC')}} AND {time_column} < {{hi:DateTime64(6, 'UTC')}}")
     with warehouse.client() as ch:
-        ch.command(f"DELETE FROM {table} WHERE {within}", parameters=bounds)
+        ch.command(CLEAR_WINDOW_SQL.format(table=table, within=within), parameters=bounds)
         rows = copy_into(ch, table, columns, postgres, query, bounds | params)
-        counts = dict(ch.query(f"SELECT toUnixTimestamp(toDateTime({time_column}, 'UTC')), count() FROM {table} "
-                               f"WHERE {within} GROUP BY 1", parameters=bounds).result_rows)
+        counts = dict(ch.query(PARTITION_ROWS_SQL.format(time_column=time_column, table=table, within=within),
+                               parameters=bounds).result_rows)
     partitions = context.assets_def.partitions_def
     for key in context.partition_keys:
         start = partitions.time_window_for_partition_key(key).start

@@ -17,6 +17,8 @@ TABLES = ["builds", "tasks", "executions", "agent_activity_feed", "user_profiles
           "campaigns", "volunteer_activities"]
 WARN_ABOVE = {"tasks": 100_000, "agent_activity_feed": 1_000_000}
 
+TABLE_ROWS_SQL = "SELECT count(*) FROM {table}"
+
 OPERATIONAL = [
     dg.AssetSpec(key=["postgres", t], group_name="operational", kinds={"postgres"},
                  description=f"The operational `{t}` table (written by the product, read by the platform).")
@@ -43,7 +45,7 @@ RETURNING ts
 def table_size_checks(postgres: PostgresResource):
     try:
         with postgres.begin() as conn:
-            sizes = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
+            sizes = {t: conn.execute(text(TABLE_ROWS_SQL.format(table=t))).scalar_one() for t in TABLES}
             warning = any(sizes[t] > limit for t, limit in WARN_ABOVE.items())
             output = {name: sizes[t] for t, name in REPORTED.items()} | {"status": "warning" if warning else "healthy"}
             output["timestamp"] = conn.execute(RECORD_SQL, output | {"error": None}).scalar_one().isoformat()

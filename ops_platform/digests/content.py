@@ -27,6 +27,25 @@ from ops_platform.settings import ConfigError
 
 LIST_LIMIT = 20  # lines per section; the rest are counted
 
+# One query per section, at most LIST_LIMIT lines; the window counts (OVER ()) give the section's full size.
+ALERTS_SQL = text(
+    "SELECT name, metric, last_value, operator, threshold, last_triggered_at, count(*) OVER () AS total"
+    " FROM alert_rules WHERE workspace_id = :ws AND last_triggered_at >= :since AND last_triggered_at < :until"
+    " ORDER BY last_triggered_at DESC LIMIT :limit")
+METRICS_SQL = text(
+    "SELECT metric, count(*) AS points, avg(value) AS avg, min(value) AS min, max(value) AS max,"
+    " (array_agg(value ORDER BY ts DESC))[1] AS last FROM metric_points"
+    " WHERE workspace_id = :ws AND metric = ANY(:metrics) AND ts >= :since AND ts < :until GROUP BY metric")
+OPEN_INCIDENTS_SQL = text(
+    "SELECT severity, title, created_at, count(*) OVER () AS total FROM incidents"
+    " WHERE status = 'open' AND NOT archived"
+    " ORDER BY array_position(ARRAY['SEV0', 'SEV1', 'WARN', 'INFO'], severity), created_at DESC LIMIT :limit")
+FAILED_RUNS_SQL = text(
+    "SELECT action, count(*) AS failures, max(ts) AS latest, sum(count(*)) OVER () AS total,"
+    " count(*) OVER () AS jobs FROM audit_log"
+    " WHERE action_type = 'run' AND NOT success AND ts >= :since AND ts < :until"
+    " GROUP BY action ORDER BY failures DESC, action LIMIT :limit")
+
 
 class DigestInclude(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -71,40 +90,25 @@ def build_body(conn: Connection, workspace_id: int, include: DigestInclude, sinc
     params = {"ws": workspace_id, "since": since, "until": until, "limit": LIST_LIMIT}
     parts, counts = [], {}
     if include.alerts:
-        rows = conn.execute(text(
-            "SELECT name, metric, last_value, operator, threshold, last_triggered_at, count(*) OVER () AS total"
-            " FROM alert_rules WHERE workspace_id = :ws AND last_triggered_at >= :since AND last_triggered_at < :until"
-            " ORDER BY last_triggered_at DESC LIMIT :limit"), params).all()
+        rows = conn.execute(ALERTS_SQL, params).all()
         counts["alerts"] = rows[0].total if rows else 0
         lines = [f"- {r.name}: {r.metric} = {_num(r.last_value)} ({r.operator} {_num(r.threshold)})"
                  f" at {r.last_triggered_at:%Y-%m-%d %H:%M} UTC" for r in rows]
         parts.append(_section(f"Alerts triggered ({counts['alerts']})", lines, counts["alerts"]))
     if include.metrics:
-        found = {r.metric: r for r in conn.execute(text(
-            "SELECT metric, count(*) AS points, avg(value) AS avg, min(value) AS min, max(value) AS max,"
-            " (array_agg(value ORDER BY ts DESC))[1] AS last FROM metric_points"
-            " WHERE workspace_id = :ws AND metric = ANY(:metrics) AND ts >= :since AND ts < :until GROUP BY metric"),
-            params | {"metrics": include.metrics})}
+        found = {r.metric: r for r in conn.execute(METRICS_SQL, params | {"metrics": include.metrics})}
         lines = [f"- {m}: " + (f"last {_num(r.last)}, avg {_num(r.avg)}, min {_num(r.min)}, max {_num(r.max)}"
                                f" ({r.points} points)" if (r := found.get(m)) else "no data in the period")
                  for m in include.metrics]
         counts["metrics"] = len(found)
         parts.append("Metrics\n" + "\n".join(lines))
     if include.incidents:
-        rows = conn.execute(text(
-            "SELECT severity, title, created_at, count(*) OVER () AS total FROM incidents"
-            " WHERE status = 'open' AND NOT archived"
-            " ORDER BY array_position(ARRAY['SEV0', 'SEV1', 'WARN', 'INFO'], severity), created_at DESC LIMIT :limit"),
-            params).all()
+        rows = conn.execute(OPEN_INCIDENTS_SQL, params).all()
         counts["open_incidents"] = rows[0].total if rows else 0
         lines = [f"- [{r.severity}] {r.title} (since {r.created_at:%Y-%m-%d %H:%M} UTC)" for r in rows]
         parts.append(_section(f"Open incidents ({counts['open_incidents']})", lines, counts["open_incidents"]))
     if include.failed_runs:
-        rows = conn.execute(text(
-            "SELECT action, count(*) AS failures, max(ts) AS latest, sum(count(*)) OVER () AS total,"
-            " count(*) OVER () AS jobs FROM audit_log"
-            " WHERE action_type = 'run' AND NOT success AND ts >= :since AND ts < :until"
-            " GROUP BY action ORDER BY failures DESC, action LIMIT :limit"), params).all()
+        rows = conn.execute(FAILED_RUNS_SQL, params).all()
         counts["failed_runs"] = int(rows[0].total) if rows else 0
         lines = [f"- {r.action}: {r.failures} failed, last at {r.latest:%Y-%m-%d %H:%M} UTC" for r in rows]
         parts.append(_section(f"Failed runs ({counts['failed_runs']})", lines, rows[0].jobs if rows else 0))

@@ -7,6 +7,15 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+# A run's outcome is one row (unique run_id for action_type 'run'); a later success replaces a failure.
+RECORD_SQL = text(
+    "INSERT INTO audit_log (action, action_type, run_id, success, error, duration_ms, output_data)"
+    " VALUES (:action, :action_type, :run_id, :success, :error, :duration_ms, CAST(:output AS jsonb))"
+    " ON CONFLICT (run_id) WHERE action_type = 'run' DO UPDATE SET success = true, error = NULL,"
+    " duration_ms = EXCLUDED.duration_ms, output_data = EXCLUDED.output_data"
+    " WHERE EXCLUDED.success AND NOT audit_log.success"
+)
+
 
 def record(
     conn: Connection,
@@ -23,13 +32,7 @@ def record(
     replaces a failure recorded before it: a run reported failed and then successful (a duplicate run
     worker failed it, the real one finished) did its work, and its row must say so."""
     conn.execute(
-        text(
-            "INSERT INTO audit_log (action, action_type, run_id, success, error, duration_ms, output_data)"
-            " VALUES (:action, :action_type, :run_id, :success, :error, :duration_ms, CAST(:output AS jsonb))"
-            " ON CONFLICT (run_id) WHERE action_type = 'run' DO UPDATE SET success = true, error = NULL,"
-            " duration_ms = EXCLUDED.duration_ms, output_data = EXCLUDED.output_data"
-            " WHERE EXCLUDED.success AND NOT audit_log.success"
-        ),
+        RECORD_SQL,
         {
             "action": action,
             "action_type": action_type,

@@ -36,6 +36,10 @@ _HOW_TO_FIX = {
     QUIET_HOURS: "wait for quiet hours to end, or ops controls quiet-hours off",
 }
 
+# The controls are one row (id = 1); `columns` are the fields of Controls, `assignments` "name = :name, ...".
+READ_CONTROLS_SQL = "SELECT {columns} FROM controls WHERE id = 1"
+SET_CONTROLS_SQL = "UPDATE controls SET {assignments}, updated_at = now(), updated_by = :by WHERE id = 1"
+
 
 def gate_tags(gates: Iterable[str]) -> dict[str, str]:
     gates = tuple(gates)
@@ -99,7 +103,7 @@ _COLUMNS = [f.name for f in fields(Controls)]
 
 
 def read_controls(conn: Connection) -> Controls:
-    row = conn.execute(text(f"SELECT {', '.join(_COLUMNS)} FROM controls WHERE id = 1")).mappings().one()
+    row = conn.execute(text(READ_CONTROLS_SQL.format(columns=", ".join(_COLUMNS)))).mappings().one()
     return Controls(**row)
 
 
@@ -114,10 +118,7 @@ def set_controls(conn: Connection, changed_by: str, **changes) -> Controls:
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{changes['quiet_hours_tz']!r} is not a time zone (e.g. America/Chicago)") from None
     assignments = ", ".join(f"{name} = :{name}" for name in changes)
-    conn.execute(
-        text(f"UPDATE controls SET {assignments}, updated_at = now(), updated_by = :by WHERE id = 1"),
-        {**changes, "by": changed_by},
-    )
+    conn.execute(text(SET_CONTROLS_SQL.format(assignments=assignments)), {**changes, "by": changed_by})
     from ops_platform.framework.audit import record
 
     record(conn, action="controls", action_type="control", success=True,

@@ -15,14 +15,6 @@ from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.resources.postgres import PostgresResource
 
-seat_usage_job = dg.define_asset_job("seat_usage_job", selection=[seat_usage], description="Seed 004 seat usage.")
-credit_usage_job = dg.define_asset_job("credit_usage_job", selection=[credit_usage], description="Seed 004 credit usage.")
-campaign_metrics_job = dg.define_asset_job("campaign_metrics_job", selection=[campaign_metrics_hourly],
-                                           description="Seed 004 hourly campaign metric snapshots (ClickHouse).")
-vis_job = dg.define_asset_job("vis_job", selection=[vis_scores], description="Seed 004 VIS score recalculation.")
-cache_warmer_job = dg.define_asset_job("cache_warmer_job", selection=[agent_stats_cache, build_stats, seat_usage, credit_usage],
-                                       description="Seed 004 cache warmer: the dashboard caches, fresh before business hours.")
-
 CANDIDATES_SQL = text("""
 SELECT c.id, c.status, c.starts_on, c.ends_on, c.seat_capacity, c.credit_budget,
        (SELECT count(*) FROM campaign_seats s WHERE s.campaign_id = c.id AND s.released_at IS NULL) AS seats_used,
@@ -30,76 +22,11 @@ SELECT c.id, c.status, c.starts_on, c.ends_on, c.seat_capacity, c.credit_budget,
 FROM campaigns c WHERE c.status IN ('scheduled', 'active', 'at_capacity')
 FOR UPDATE OF c
 """)
-
-
-@dg.op(tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY)
-def auto_transition_campaigns(context: dg.OpExecutionContext, postgres: PostgresResource) -> dg.Output:
-    """Move each campaign to the status its dates and usage call for; one event per change."""
-    guard_run(context, postgres)
-    today = datetime.now(UTC).date()
-    changed = {}
-    with postgres.begin() as conn:
-        for row in conn.execute(CANDIDATES_SQL).all():
-            campaign = Campaign(row.status, row.starts_on, row.ends_on, row.seats_used, row.seat_capacity,
-                                row.credits_used, row.credit_budget)
-            steps = transitions(campaign, today)
-            if not steps:
-                continue
-            conn.execute(text("UPDATE campaigns SET status = :s WHERE id = :id"), {"s": steps[-1][1], "id": row.id})
-            for before, after, reason in steps:
-                status_changed(conn, row.id, before, after, reason)
-                changed[f"{before}->{after}"] = changed.get(f"{before}->{after}", 0) + 1
-    context.log.info(f"campaign transitions: {changed or 'none'}")
-    return dg.Output(None, metadata={"transitions": sum(changed.values()), **changed})
-
-
-@dg.job(description="Seed 004: moves campaigns between statuses from dates, capacity and utilisation.")
-def auto_transition_job():
-    auto_transition_campaigns()
-
-
-def status_changed(conn, campaign_id: int, before: str, after: str, reason: str) -> None:
-    """Every status change, automatic or by hand, is one `campaign.status.changed` event: the
-    metric snapshots read a campaign's status in any past hour from these events."""
-    conn.execute(
-        text("INSERT INTO events_outbox (name, payload) VALUES ('campaign.status.changed', CAST(:p AS jsonb))"),
-        {"p": json.dumps({"campaign_id": campaign_id, "from": before, "to": after, "reason": reason})},
-    )
-
-
-class StatusChangeConfig(dg.Config):
-    campaign_id: int
-    status: str
-    requested_by: str
-
-
-@dg.op(tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY)
-def set_campaign_status(context: dg.OpExecutionContext, config: StatusChangeConfig,
-                        postgres: PostgresResource) -> dg.Output:
-    """A person's status change (schedule a draft, unschedule, close early), with its event."""
-    guard_run(context, postgres)
-    with postgres.begin() as conn:
-        current = conn.execute(text("SELECT status FROM campaigns WHERE id = :id FOR UPDATE"),
-                               {"id": config.campaign_id}).scalar_one_or_none()
-        if current is None:
-            raise dg.Failure(f"campaign {config.campaign_id} does not exist", allow_retries=False)
-        if current == config.status:
-            return dg.Output(None, metadata={"changed": False, "status": current})
-        try:
-            reason = manual_step(current, config.status)
-        except ValueError as err:
-            raise dg.Failure(f"campaign {config.campaign_id}: {err}", allow_retries=False) from None
-        conn.execute(text("UPDATE campaigns SET status = :s WHERE id = :id"),
-                     {"s": config.status, "id": config.campaign_id})
-        status_changed(conn, config.campaign_id, current, config.status, f"{reason} by {config.requested_by}")
-    return dg.Output(None, metadata={"changed": True, "from": current, "to": config.status})
-
-
-@dg.job(description="Seed 004 manual trigger: a person changes a campaign's status (launch from the UI with config).")
-def set_campaign_status_job():
-    set_campaign_status()
-
-
+SET_STATUS_SQL = text("UPDATE campaigns SET status = :s WHERE id = :id")
+CURRENT_STATUS_SQL = text("SELECT status FROM campaigns WHERE id = :id FOR UPDATE")
+STATUS_CHANGED_SQL = text(
+    "INSERT INTO events_outbox (name, payload) VALUES ('campaign.status.changed', CAST(:p AS jsonb))"
+)
 RESET_SQL = text("""
 WITH due AS (
     SELECT id, limit_usd, spent_usd, period_start, period FROM ai_budgets
@@ -117,6 +44,78 @@ SET spent_usd = 0,
 FROM due WHERE b.id = due.id
 RETURNING b.period
 """)
+
+seat_usage_job = dg.define_asset_job("seat_usage_job", selection=[seat_usage], description="Seed 004 seat usage.")
+credit_usage_job = dg.define_asset_job("credit_usage_job", selection=[credit_usage], description="Seed 004 credit usage.")
+campaign_metrics_job = dg.define_asset_job("campaign_metrics_job", selection=[campaign_metrics_hourly],
+                                           description="Seed 004 hourly campaign metric snapshots (ClickHouse).")
+vis_job = dg.define_asset_job("vis_job", selection=[vis_scores], description="Seed 004 VIS score recalculation.")
+cache_warmer_job = dg.define_asset_job("cache_warmer_job", selection=[agent_stats_cache, build_stats, seat_usage, credit_usage],
+                                       description="Seed 004 cache warmer: the dashboard caches, fresh before business hours.")
+
+
+@dg.op(tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY)
+def auto_transition_campaigns(context: dg.OpExecutionContext, postgres: PostgresResource) -> dg.Output:
+    """Move each campaign to the status its dates and usage call for; one event per change."""
+    guard_run(context, postgres)
+    today = datetime.now(UTC).date()
+    changed = {}
+    with postgres.begin() as conn:
+        for row in conn.execute(CANDIDATES_SQL).all():
+            campaign = Campaign(row.status, row.starts_on, row.ends_on, row.seats_used, row.seat_capacity,
+                                row.credits_used, row.credit_budget)
+            steps = transitions(campaign, today)
+            if not steps:
+                continue
+            conn.execute(SET_STATUS_SQL, {"s": steps[-1][1], "id": row.id})
+            for before, after, reason in steps:
+                status_changed(conn, row.id, before, after, reason)
+                changed[f"{before}->{after}"] = changed.get(f"{before}->{after}", 0) + 1
+    context.log.info(f"campaign transitions: {changed or 'none'}")
+    return dg.Output(None, metadata={"transitions": sum(changed.values()), **changed})
+
+
+@dg.job(description="Seed 004: moves campaigns between statuses from dates, capacity and utilisation.")
+def auto_transition_job():
+    auto_transition_campaigns()
+
+
+def status_changed(conn, campaign_id: int, before: str, after: str, reason: str) -> None:
+    """Every status change, automatic or by hand, is one `campaign.status.changed` event: the
+    metric snapshots read a campaign's status in any past hour from these events."""
+    conn.execute(STATUS_CHANGED_SQL,
+                 {"p": json.dumps({"campaign_id": campaign_id, "from": before, "to": after, "reason": reason})})
+
+
+class StatusChangeConfig(dg.Config):
+    campaign_id: int
+    status: str
+    requested_by: str
+
+
+@dg.op(tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY)
+def set_campaign_status(context: dg.OpExecutionContext, config: StatusChangeConfig,
+                        postgres: PostgresResource) -> dg.Output:
+    """A person's status change (schedule a draft, unschedule, close early), with its event."""
+    guard_run(context, postgres)
+    with postgres.begin() as conn:
+        current = conn.execute(CURRENT_STATUS_SQL, {"id": config.campaign_id}).scalar_one_or_none()
+        if current is None:
+            raise dg.Failure(f"campaign {config.campaign_id} does not exist", allow_retries=False)
+        if current == config.status:
+            return dg.Output(None, metadata={"changed": False, "status": current})
+        try:
+            reason = manual_step(current, config.status)
+        except ValueError as err:
+            raise dg.Failure(f"campaign {config.campaign_id}: {err}", allow_retries=False) from None
+        conn.execute(SET_STATUS_SQL, {"s": config.status, "id": config.campaign_id})
+        status_changed(conn, config.campaign_id, current, config.status, f"{reason} by {config.requested_by}")
+    return dg.Output(None, metadata={"changed": True, "from": current, "to": config.status})
+
+
+@dg.job(description="Seed 004 manual trigger: a person changes a campaign's status (launch from the UI with config).")
+def set_campaign_status_job():
+    set_campaign_status()
 
 
 @dg.op(tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY)

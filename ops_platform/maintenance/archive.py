@@ -13,8 +13,20 @@ from datetime import datetime
 from clickhouse_connect.driver.client import Client
 from sqlalchemy import text
 
+from ops_platform.maintenance.retention import RETENTION_MODE_SQL
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sync.engine import copy_into
+
+# A batch: up to `batch_rows` rows past the cutoff, lowest ids first, as an id range.
+BATCH_BOUNDS_SQL = ("SELECT min(id), max(id), count(*) FROM (SELECT id FROM {table} "
+                    "WHERE {age_column} < :cutoff ORDER BY id LIMIT :n) batch")
+BATCH_ROWS_SQL = ("SELECT {columns} FROM {table} "
+                  "WHERE id BETWEEN %(lo)s AND %(hi)s AND {age_column} < %(cutoff)s ORDER BY id")
+# (count, sum of ids) of the batch on each side: equal means ClickHouse holds exactly the batch.
+ARCHIVED_BATCH_SQL = ("SELECT count(), sum(id) FROM (SELECT id FROM {archive} FINAL WHERE id BETWEEN {lo} AND {hi} "
+                      "AND {age_column} < parseDateTime64BestEffort('{cutoff}', 6, 'UTC'))")
+POSTGRES_BATCH_SQL = "SELECT count(*), sum(id) FROM {table} WHERE id BETWEEN :lo AND :hi AND {age_column} < :cutoff"
+DELETE_BATCH_SQL = "DELETE FROM {table} WHERE id BETWEEN :lo AND :hi AND {age_column} < :cutoff"
 
 
 class ArchiveMismatch(RuntimeError):
@@ -37,33 +49,24 @@ def move_to_warehouse(spec: ArchiveSpec, postgres: PostgresResource, ch: Client,
     moved = 0
     while True:
         with postgres.begin() as conn:
-            bounds = conn.execute(
-                text(f"SELECT min(id), max(id), count(*) FROM (SELECT id FROM {spec.table} "
-                     f"WHERE {spec.age_column} < :cutoff ORDER BY id LIMIT :n) batch"),
-                {"cutoff": cutoff, "n": batch_rows},
-            ).one()
+            bounds = conn.execute(text(BATCH_BOUNDS_SQL.format(table=spec.table, age_column=spec.age_column)),
+                                  {"cutoff": cutoff, "n": batch_rows}).one()
         if not bounds[2]:
             return moved
         lo, hi, count = bounds
-        batch = f"id BETWEEN %(lo)s AND %(hi)s AND {spec.age_column} < %(cutoff)s"
         params = {"lo": lo, "hi": hi, "cutoff": cutoff}
-        copy_into(ch, spec.archive, list(spec.columns), postgres,
-                  f"SELECT {', '.join(spec.columns)} FROM {spec.table} WHERE {batch} ORDER BY id", params)
-        archived = ch.query(
-            f"SELECT count(), sum(id) FROM (SELECT id FROM {spec.archive} FINAL WHERE id BETWEEN {lo} AND {hi} "
-            f"AND {spec.age_column} < parseDateTime64BestEffort('{cutoff.isoformat()}', 6, 'UTC'))"
-        ).result_rows[0]
+        copy_into(ch, spec.archive, list(spec.columns), postgres, BATCH_ROWS_SQL.format(
+            columns=", ".join(spec.columns), table=spec.table, age_column=spec.age_column), params)
+        archived = ch.query(ARCHIVED_BATCH_SQL.format(
+            archive=spec.archive, lo=lo, hi=hi, age_column=spec.age_column, cutoff=cutoff.isoformat())).result_rows[0]
         with postgres.begin() as conn:
-            expected = conn.execute(
-                text(f"SELECT count(*), sum(id) FROM {spec.table} WHERE id BETWEEN :lo AND :hi AND {spec.age_column} < :cutoff"),
-                params,
-            ).one()
+            expected = conn.execute(text(POSTGRES_BATCH_SQL.format(table=spec.table, age_column=spec.age_column)),
+                                    params).one()
             if (int(archived[0]), int(archived[1] or 0)) != (int(expected[0]), int(expected[1] or 0)):
                 raise ArchiveMismatch(
                     f"{spec.archive} holds {archived[0]} rows of ids {lo}..{hi}, Postgres {expected[0]}; nothing deleted"
                 )
-            conn.execute(text("SET LOCAL ops.retention = 'on'"))  # archived, not a delete to propagate
-            deleted = conn.execute(
-                text(f"DELETE FROM {spec.table} WHERE id BETWEEN :lo AND :hi AND {spec.age_column} < :cutoff"), params
-            ).rowcount
+            conn.execute(RETENTION_MODE_SQL)  # archived, not a delete to propagate
+            deleted = conn.execute(text(DELETE_BATCH_SQL.format(table=spec.table, age_column=spec.age_column)),
+                                   params).rowcount
         moved += deleted

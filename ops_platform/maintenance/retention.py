@@ -47,19 +47,27 @@ POLICIES = {
     )
 }
 
+# Deletes in this transaction are retention, not tombstones: the sync's trigger (ops_sync_tombstone)
+# skips them, so the warehouse keeps what retention removes.
+RETENTION_MODE_SQL = text("SET LOCAL ops.retention = 'on'")
+DELETE_EXPIRED_SQL = "DELETE FROM {table} WHERE {age_column} < :cutoff AND ({condition})"
+ARCHIVE_EXPIRED_SQL = ("UPDATE {table} SET archived = true "
+                       "WHERE {age_column} < :cutoff AND ({condition}) AND NOT archived")
+LOG_RESULT_SQL = text(
+    "INSERT INTO system_logs (level, source, message, data) VALUES ('INFO', :s, :m, CAST(:d AS jsonb))"
+)
+
 
 def apply_in_postgres(conn: Connection, policy: RetentionPolicy, now: datetime) -> dict:
     """Delete or flag the rows past the policy's age; return the seed's report shape."""
     cutoff = policy.cutoff(now)
-    where = f"{policy.age_column} < :cutoff AND ({policy.condition})"
+    names = {"table": policy.table, "age_column": policy.age_column, "condition": policy.condition}
     if policy.action == "delete":
-        conn.execute(text("SET LOCAL ops.retention = 'on'"))  # the warehouse keeps what retention removes
-        count = conn.execute(text(f"DELETE FROM {policy.table} WHERE {where}"), {"cutoff": cutoff}).rowcount
+        conn.execute(RETENTION_MODE_SQL)
+        count = conn.execute(text(DELETE_EXPIRED_SQL.format(**names)), {"cutoff": cutoff}).rowcount
         result = {"deleted": count}
     elif policy.action == "archive_flag":
-        count = conn.execute(
-            text(f"UPDATE {policy.table} SET archived = true WHERE {where} AND NOT archived"), {"cutoff": cutoff}
-        ).rowcount
+        count = conn.execute(text(ARCHIVE_EXPIRED_SQL.format(**names)), {"cutoff": cutoff}).rowcount
         result = {"archived": count}
     else:
         raise ValueError(f"{policy.table}: {policy.action} needs the warehouse; use the compaction job")
@@ -68,7 +76,4 @@ def apply_in_postgres(conn: Connection, policy: RetentionPolicy, now: datetime) 
 
 def log_result(conn: Connection, source: str, result: dict) -> None:
     """Seed 001: every cleanup writes its result to system_logs."""
-    conn.execute(
-        text("INSERT INTO system_logs (level, source, message, data) VALUES ('INFO', :s, :m, CAST(:d AS jsonb))"),
-        {"s": source, "m": f"{source}: {result}", "d": json.dumps(result, default=str)},
-    )
+    conn.execute(LOG_RESULT_SQL, {"s": source, "m": f"{source}: {result}", "d": json.dumps(result, default=str)})

@@ -11,6 +11,11 @@ from sqlalchemy import Connection, text
 
 SIGNATURE_HEADER = "X-Ops-Signature"
 
+OUTBOX_SQL = text(
+    "INSERT INTO outbox_messages (notification_id, channel, payload)"
+    " VALUES (:id, :channel, CAST(:payload AS jsonb)) ON CONFLICT DO NOTHING"
+)
+
 
 class Channel(Protocol):
     name: str
@@ -28,10 +33,7 @@ class OutboxChannel:
         if self.note:
             payload = payload | {"outbox_note": self.note}
         conn.execute(
-            text(
-                "INSERT INTO outbox_messages (notification_id, channel, payload)"
-                " VALUES (:id, :channel, CAST(:payload AS jsonb)) ON CONFLICT DO NOTHING"
-            ),
+            OUTBOX_SQL,
             {"id": notification_id, "channel": self.name, "payload": json.dumps(payload, default=str)},
         )
 

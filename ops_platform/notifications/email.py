@@ -20,12 +20,21 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
-from ops_platform.outbound.retry import DeliveryError
 from ops_platform.outbound.http import RetryingHttp
-from ops_platform.outbound.retry import Final, Retryable, RetryRule
+from ops_platform.outbound.retry import DeliveryError, Final, Retryable, RetryRule
 
 API_BATCH_LIMIT = 100  # Resend's batch endpoint takes at most 100 emails per call
 SMTP_REPLY_CHARS = 200  # of a server's reply kept in the error
+
+# One outbox row per email, in the batch's order (WITH ORDINALITY), once per key: a keyed email already
+# in the outbox returns no row here and is found by OUTBOX_IDS_SQL.
+OUTBOX_INSERT_SQL = text(
+    "INSERT INTO outbox_messages (notification_id, channel, ref, payload)"
+    " SELECT NULL, 'email', r.ref, r.payload"
+    " FROM unnest(CAST(:refs AS text[]), CAST(:payloads AS jsonb[])) WITH ORDINALITY AS r(ref, payload, n)"
+    " ORDER BY r.n ON CONFLICT DO NOTHING RETURNING id, ref"
+)
+OUTBOX_IDS_SQL = text("SELECT ref, id FROM outbox_messages WHERE channel = 'email' AND ref = ANY(:keys)")
 
 
 @dataclass(frozen=True)
@@ -208,17 +217,11 @@ class OutboxEmailSender:
         _check(emails)
         if not emails:
             return []
-        inserted = self.conn.execute(text(
-            "INSERT INTO outbox_messages (notification_id, channel, ref, payload)"
-            " SELECT NULL, 'email', r.ref, r.payload"
-            " FROM unnest(CAST(:refs AS text[]), CAST(:payloads AS jsonb[])) WITH ORDINALITY AS r(ref, payload, n)"
-            " ORDER BY r.n ON CONFLICT DO NOTHING RETURNING id, ref"
-        ), {"refs": [e.key for e in emails], "payloads": [json.dumps(self._payload(e)) for e in emails]}).all()
+        inserted = self.conn.execute(OUTBOX_INSERT_SQL, {
+            "refs": [e.key for e in emails], "payloads": [json.dumps(self._payload(e)) for e in emails]}).all()
         unkeyed = iter(sorted(row.id for row in inserted if row.ref is None))  # ids follow insertion order
         keys = [e.key for e in emails if e.key]
-        by_key = dict(self.conn.execute(text(
-            "SELECT ref, id FROM outbox_messages WHERE channel = 'email' AND ref = ANY(:keys)"
-        ), {"keys": keys}).all()) if keys else {}
+        by_key = dict(self.conn.execute(OUTBOX_IDS_SQL, {"keys": keys}).all()) if keys else {}
         return [f"outbox:{by_key[e.key] if e.key else next(unkeyed)}" for e in emails]
 
     def close(self) -> None:

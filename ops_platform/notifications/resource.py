@@ -20,11 +20,8 @@ from pydantic import Field
 from sqlalchemy import Connection, text
 
 from ops_platform.framework.controls import read_controls
-from ops_platform.framework.dead_letters import dead_letter
 from ops_platform.notifications.channels import Channel
-from ops_platform.outbound.retry import DeliveryError
 from ops_platform.notifications.message import Notification, Severity
-from ops_platform.notifications.redelivery import dead_job_notice, on_delivery_failure
 from ops_platform.notifications.policy import (
     DEFAULT_GROUP_OVER,
     DEFAULT_RATE_LIMITS,
@@ -34,11 +31,38 @@ from ops_platform.notifications.policy import (
     parse_rate_limits,
     rate_limit_for,
 )
+from ops_platform.notifications.redelivery import dead_job_notice, on_delivery_failure
 from ops_platform.notifications.transports import ChannelsResource
+from ops_platform.outbound.retry import DeliveryError
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import ConfigError
 
 GROUP_LIST_LIMIT = 50  # lines listed in a grouped message; the rest are counted
+
+CLAIM_SQL = text(
+    "INSERT INTO notifications (dedup_key, type, severity, title, body, status, meta, recipients,"
+    " requested_channels, created_at) VALUES (:key, :type, :severity, :title, :body, 'pending',"
+    " CAST(:meta AS jsonb), :recipients, :requested, :at) ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+)
+FINISH_SQL = text(
+    "UPDATE notifications SET status = :status, channels = :channels, reason = :reason, attempts = :attempts,"
+    " sent_at = CASE WHEN :status = 'sent' THEN now() END WHERE id = :id"
+)
+SUPPRESSION_LOG_SQL = text(
+    "INSERT INTO suppression_log (dedup_key, type, severity, decision, reason, notification_id)"
+    " VALUES (:key, :type, :severity, :decision, :reason, :id)"
+)
+NEXT_HELD_SQL = text("SELECT * FROM notifications WHERE status = 'held' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+GROUPED_SQL = text(
+    "UPDATE notifications SET status = 'grouped', channels = :channels,"
+    " delivered_in = :group, reason = :reason WHERE id = ANY(:ids)"
+)
+# Serialise senders of one type, so two of them cannot both see room under the limit.
+RATE_LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtext('notify-rate:' || :type))")
+RECENT_OF_TYPE_SQL = text(
+    "SELECT count(*) FROM notifications WHERE type = :type AND status IN ('sent', 'grouped', 'held')"
+    " AND created_at > CAST(:at AS timestamptz) - CAST(:window AS interval)"
+)
 
 
 class NotifierResource(dg.ConfigurableResource):
@@ -87,9 +111,7 @@ class NotifierResource(dg.ConfigurableResource):
                     return {}
             while True:
                 with self.postgres.begin() as conn:
-                    row = conn.execute(text(
-                        "SELECT * FROM notifications WHERE status = 'held' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-                    )).mappings().first()
+                    row = conn.execute(NEXT_HELD_SQL).mappings().first()
                     if row is None:
                         break
                     message = Notification.from_row(row)
@@ -140,8 +162,7 @@ class NotifierResource(dg.ConfigurableResource):
                 channels = tuple(dict.fromkeys(c for _, _, d in deliverable for c in d.channels))
                 status = self._apply(conn, group_id, summary, Decision("deliver", channels), channel)
                 member_ids = [i for i, _, _ in deliverable]
-                conn.execute(text("UPDATE notifications SET status = 'grouped', channels = :channels,"
-                                  " delivered_in = :group, reason = :reason WHERE id = ANY(:ids)"),
+                conn.execute(GROUPED_SQL,
                              {"channels": list(channels), "group": group_id, "ids": member_ids,
                               "reason": f"grouped into notification {group_id} ({len(member_ids)} messages)"})
                 for notification_id, message, _ in deliverable:
@@ -213,12 +234,8 @@ class _Policy:
         limit = rate_limit_for(message.type, self.limits)
         if limit is None:
             return decision
-        # Serialise senders of one type, so two of them cannot both see room under the limit.
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('notify-rate:' || :type))"), {"type": message.type})
-        recent = conn.execute(text(
-            "SELECT count(*) FROM notifications WHERE type = :type AND status IN ('sent', 'grouped', 'held')"
-            " AND created_at > CAST(:at AS timestamptz) - CAST(:window AS interval)"
-        ), {"type": message.type, "at": self.at,
+        conn.execute(RATE_LOCK_SQL, {"type": message.type})
+        recent = conn.execute(RECENT_OF_TYPE_SQL, {"type": message.type, "at": self.at,
             "window": f"{int(limit.window.total_seconds())} seconds"}).scalar_one()
         if recent >= limit.count:
             return Decision("rate_limited", reason=f"rate limit {limit.text} for {message.type!r} reached")
@@ -251,11 +268,7 @@ def _claim(conn: Connection, message: Notification, at: datetime) -> int | None:
     sender of the same key waits on the unique index, then gets nothing: one delivery, ever.
     """
     row = conn.execute(
-        text(
-            "INSERT INTO notifications (dedup_key, type, severity, title, body, status, meta, recipients,"
-            " requested_channels, created_at) VALUES (:key, :type, :severity, :title, :body, 'pending',"
-            " CAST(:meta AS jsonb), :recipients, :requested, :at) ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
-        ),
+        CLAIM_SQL,
         {"at": at, "key": message.dedup_key, "type": message.type, "severity": str(message.severity),
          "title": message.title, "body": message.body, "meta": json.dumps(message.meta, default=str),
          "recipients": list(message.recipients),
@@ -266,18 +279,14 @@ def _claim(conn: Connection, message: Notification, at: datetime) -> int | None:
 
 def _finish(conn: Connection, notification_id: int, status: str, channels, reason: str | None, attempts: int) -> None:
     conn.execute(
-        text(
-            "UPDATE notifications SET status = :status, channels = :channels, reason = :reason, attempts = :attempts,"
-            " sent_at = CASE WHEN :status = 'sent' THEN now() END WHERE id = :id"
-        ),
+        FINISH_SQL,
         {"status": status, "channels": list(channels), "reason": reason, "attempts": attempts, "id": notification_id},
     )
 
 
 def _log(conn: Connection, message: Notification, decision: str, reason: str, notification_id: int | None) -> None:
     conn.execute(
-        text("INSERT INTO suppression_log (dedup_key, type, severity, decision, reason, notification_id)"
-             " VALUES (:key, :type, :severity, :decision, :reason, :id)"),
+        SUPPRESSION_LOG_SQL,
         {"key": message.dedup_key, "type": message.type, "severity": str(message.severity), "decision": decision,
          "reason": reason, "id": notification_id},
     )

@@ -19,6 +19,19 @@ from ops_platform.resources.warehouse import WarehouseResource
 SCHEMA_DIR = Path(__file__).parent
 _ADVISORY_LOCK = 7_311_002  # any constant: serialises concurrent migrators
 
+POSTGRES_LOCK_SQL = text("SELECT pg_advisory_xact_lock(:k)")
+POSTGRES_MIGRATIONS_TABLE_SQL = text(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
+    " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+POSTGRES_APPLIED_SQL = text("SELECT version, checksum FROM schema_migrations")
+POSTGRES_RECORD_SQL = text("INSERT INTO schema_migrations (version, name, checksum) VALUES (:v, :n, :c)")
+WAREHOUSE_MIGRATIONS_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String,"
+    " applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
+)
+WAREHOUSE_APPLIED_SQL = "SELECT version, checksum FROM schema_migrations FINAL"
+
 
 class MigrationError(RuntimeError):
     pass
@@ -49,14 +62,9 @@ def migrate_postgres(postgres: PostgresResource) -> list[str]:
     """Apply pending Postgres migrations; return the names applied."""
     applied_now = []
     with postgres.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
-        conn.execute(
-            text(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
-                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-        )
-        done = dict(conn.execute(text("SELECT version, checksum FROM schema_migrations")).all())
+        conn.execute(POSTGRES_LOCK_SQL, {"k": _ADVISORY_LOCK})
+        conn.execute(POSTGRES_MIGRATIONS_TABLE_SQL)
+        done = dict(conn.execute(POSTGRES_APPLIED_SQL).all())
         for m in load("postgres"):
             if m.version in done:
                 if done[m.version] != m.checksum:
@@ -66,10 +74,7 @@ def migrate_postgres(postgres: PostgresResource) -> list[str]:
                     )
                 continue
             conn.exec_driver_sql(m.sql)
-            conn.execute(
-                text("INSERT INTO schema_migrations (version, name, checksum) VALUES (:v, :n, :c)"),
-                {"v": m.version, "n": m.name, "c": m.checksum},
-            )
+            conn.execute(POSTGRES_RECORD_SQL, {"v": m.version, "n": m.name, "c": m.checksum})
             applied_now.append(f"{m.version:04d}_{m.name}")
     return applied_now
 
@@ -78,11 +83,8 @@ def migrate_warehouse(warehouse: WarehouseResource) -> list[str]:
     """Apply pending ClickHouse migrations (one statement per `;`-terminated block)."""
     applied_now = []
     with warehouse.client() as ch:
-        ch.command(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, checksum String,"
-            " applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
-        )
-        done = dict(ch.query("SELECT version, checksum FROM schema_migrations FINAL").result_rows)
+        ch.command(WAREHOUSE_MIGRATIONS_TABLE_SQL)
+        done = dict(ch.query(WAREHOUSE_APPLIED_SQL).result_rows)
         for m in load("warehouse"):
             if m.version in done:
                 if done[m.version] != m.checksum:

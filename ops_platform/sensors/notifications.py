@@ -15,11 +15,14 @@ import dagster as dg
 from sqlalchemy import text
 
 from ops_platform.framework.controls import COMMS, KILL_SWITCH, NOTIFY_JOB, read_controls
-from ops_platform.notifications.cron_rows import SCHEDULED, due_sensor_result
 from ops_platform.framework.guard import tick_gate
 from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.notifications import fire_scheduled_notifications, release_held_job, scheduled_notifications_job
+from ops_platform.notifications.cron_rows import SCHEDULED, due_sensor_result
 from ops_platform.resources.postgres import PostgresResource
+
+# The held set, named by its size and its oldest and newest id (the run key).
+HELD_SQL = text("SELECT count(*), min(id), max(id) FROM notifications WHERE status = 'held'")
 
 
 @dg.sensor(job=release_held_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -32,8 +35,7 @@ def held_notifications_sensor(context: dg.SensorEvaluationContext, postgres: Pos
     with postgres.begin() as conn:
         if read_controls(conn).in_quiet_hours(now):
             return dg.SensorResult(skip_reason=dg.SkipReason("quiet hours: held messages wait"))
-        held, oldest, newest = conn.execute(text(
-            "SELECT count(*), min(id), max(id) FROM notifications WHERE status = 'held'")).one()
+        held, oldest, newest = conn.execute(HELD_SQL).one()
     if not held:
         return dg.SensorResult(skip_reason=dg.SkipReason("nothing held"))
     key = run_key("release_held", (str(held), str(oldest), str(newest)), now)

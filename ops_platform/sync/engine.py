@@ -47,6 +47,8 @@ PARALLEL_FROM_ROWS = 300_000  # a window Postgres estimates smaller moves as one
 UNPULLABLE = {"ARRAY", "real", "double precision"}  # see Plan.pullable
 MAX_PULL_EXCLUDED_KEYS = 1000  # more held-back rows in one window: that window moves on the client stream
 
+# -- Postgres -------------------------------------------------------------------------------------
+
 # The newest instant before which every transaction has ended: rows stamped earlier are committed
 # (a row's updated_at is never earlier than its writer's transaction start), so a watermark never
 # skips a late commit.
@@ -56,19 +58,32 @@ FROM pg_stat_activity
 WHERE datname = current_database() AND backend_type = 'client backend'
   AND pid <> pg_backend_pid() AND xact_start IS NOT NULL AND state <> 'idle'
 """)
-
-
-class SyncPermissionError(PermissionError):
-    """The sync's role cannot see other sessions, so it cannot tell which rows are committed."""
-
-
 # Without this, pg_stat_activity hides other users' transactions and the watermark could pass a
 # transaction that commits later: the sync refuses rather than silently skipping rows.
 CAN_SEE_SESSIONS_SQL = text(
     "SELECT rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'member') FROM pg_roles WHERE rolname = current_user"
 )
-
-
+TABLE_LOCK_SQL = text("SELECT pg_advisory_lock(hashtext(:k))")
+TABLE_UNLOCK_SQL = text("SELECT pg_advisory_unlock(hashtext(:k))")
+TRIGGERS_SQL = text("SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal")
+# The sync's triggers on a synced table, by the suffix of their name. A new key is a delete of the old
+# one (and an insert of the new one, which the touch trigger stamps).
+CREATE_TRIGGER_SQL = {
+    "touch": "CREATE TRIGGER {table}_touch BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW "
+             "EXECUTE FUNCTION ops_touch_updated_at()",
+    "tombstone": "CREATE TRIGGER {table}_tombstone AFTER DELETE ON {table} FOR EACH ROW "
+                 "EXECUTE FUNCTION ops_sync_tombstone('{key}', '{partition}')",
+    "rekeyed": "CREATE TRIGGER {table}_rekeyed AFTER UPDATE ON {table} FOR EACH ROW "
+               "EXECUTE FUNCTION ops_sync_tombstone('{key}', '{partition}')",
+}
+ADD_STATE_SQL = text("INSERT INTO sync_state (table_name) VALUES (:t) ON CONFLICT DO NOTHING")
+LOCK_STATE_SQL = text("SELECT watermark FROM sync_state WHERE table_name = :t FOR UPDATE")
+SET_PENDING_SQL = text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t")
+# Only the run that wrote pending_upper down advances the watermark to it.
+ADVANCE_WATERMARK_SQL = text(
+    "UPDATE sync_state SET watermark = :u, pending_upper = NULL, rows_synced = rows_synced + :n,"
+    " updated_at = now() WHERE table_name = :t AND pending_upper = :u"
+)
 # A tombstone is sent only for a key that no longer exists: a live key's row replaces every older
 # copy by its own version (FINAL keeps the newest version of a key across partitions), and a
 # tombstone stamped after it (a key swap in one statement) must not delete it. The partition value
@@ -87,6 +102,41 @@ ORDER BY s.deleted_at, s.key_value
 ROWS_PER_DAY_SQL = """
 SELECT ({partition} AT TIME ZONE 'UTC')::date, count(*) FROM {table} WHERE {where} AND {keep} GROUP BY 1 ORDER BY 1
 """
+DATA_EXTENT_SQL = "SELECT min({column}), max({column}) + interval '1 microsecond' FROM {table} WHERE {keep}"
+# The rows the COPY streams send (psycopg parameters; `key_range` is in_range() of the stream).
+STREAM_ROWS_SQL = "SELECT {columns} FROM {table} WHERE {where} AND {keep}{key_range}"
+RELEASED_ROWS_SQL = "SELECT {columns} FROM {table} WHERE {key} = ANY(%(keys)s) AND {keep}"
+ESTIMATE_ROWS_SQL = "EXPLAIN (FORMAT JSON) SELECT 1 FROM {table} WHERE {where}"
+KEY_BOUNDS_SQL = "SELECT min({key}), max({key}) FROM {table}"
+
+# -- ClickHouse -----------------------------------------------------------------------------------
+
+WAREHOUSE_COLUMNS_SQL = ("SELECT name, type, default_expression, comment FROM system.columns "
+                         "WHERE database = currentDatabase() AND table = {t:String} ORDER BY position")
+MARK_COLUMNS_SQL = "ALTER TABLE {table} {comments}"  # comments: COMMENT COLUMN `name` 'identity', ...
+# Made before ClickHouse computed `_version` (a metadata change): without the DEFAULT, rows sent
+# without a version would be stored with 0 and lose to older rows.
+VERSION_DEFAULT_SQL = "ALTER TABLE {table} MODIFY COLUMN _version UInt64 DEFAULT {version}"
+STAGING_TABLES_SQL = ("SELECT name FROM system.tables "
+                      "WHERE database = currentDatabase() AND startsWith(name, {p:String})")
+DROP_ABANDONED_SQL = "DROP TABLE IF EXISTS `{name}`"
+CREATE_STAGING_SQL = "CREATE TABLE {staging} AS {table}"
+DROP_STAGING_SQL = "DROP TABLE IF EXISTS {staging}"
+PARTITIONS_SQL = "SELECT DISTINCT _partition_id FROM {table} WHERE {where}"
+# Complete a staged partition with the warehouse's rows of it outside the days. Tombstones inside
+# the days stay: one may stand for a row that moved here from another partition before it was
+# deleted, whose older copy lives on elsewhere.
+COMPLETE_PARTITION_SQL = ("INSERT INTO {staging} SELECT * FROM {table} "
+                          "WHERE _partition_id = {{p:String}} AND (NOT ({in_days}) OR _deleted = 1)")
+REPLACE_PARTITION_SQL = "ALTER TABLE {table} REPLACE PARTITION ID '{partition}' FROM {staging}"
+DROP_PARTITION_SQL = "ALTER TABLE {table} DROP PARTITION ID '{partition}'"
+PULL_SELECT_SQL = "SELECT {names} FROM {source} WHERE {where}{key_range}"  # one per key range, UNION ALL
+PULL_INSERT_SQL = "INSERT INTO {target} ({names}) {selects}"
+COUNT_WINDOW_SQL = "SELECT count() FROM {target} WHERE {where}"
+
+
+class SyncPermissionError(PermissionError):
+    """The sync's role cannot see other sessions, so it cannot tell which rows are committed."""
 
 
 @dataclass(frozen=True)
@@ -139,16 +189,13 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
     _drop_abandoned_staging(table, ch)
     ch.command(table.ddl(columns))
     existing = {name: (ch_type, default, comment) for name, ch_type, default, comment in ch.query(
-        "SELECT name, type, default_expression, comment FROM system.columns WHERE database = currentDatabase() "
-        "AND table = {t:String} ORDER BY position", parameters={"t": table.name}).result_rows}
+        WAREHOUSE_COLUMNS_SQL, parameters={"t": table.name}).result_rows}
     unmarked = [c for c in columns if c.name in existing and not existing[c.name][2]]
     if unmarked:  # made before columns carried their Postgres identity: mark them (metadata only)
-        ch.command(f"ALTER TABLE {table.name} " + ", ".join(
-            f"COMMENT COLUMN `{c.name}` '{c.identity}'" for c in unmarked))
-    if not existing["_version"][1]:
-        # Made before ClickHouse computed `_version` (a metadata change): without the DEFAULT, rows
-        # sent without a version would be stored with 0 and lose to older rows.
-        ch.command(f"ALTER TABLE {table.name} MODIFY COLUMN _version UInt64 DEFAULT {table.clickhouse_version()}")
+        ch.command(MARK_COLUMNS_SQL.format(table=table.name, comments=", ".join(
+            f"COMMENT COLUMN `{c.name}` '{c.identity}'" for c in unmarked)))
+    if not existing["_version"][1]:  # see VERSION_DEFAULT_SQL
+        ch.command(VERSION_DEFAULT_SQL.format(table=table.name, version=table.clickhouse_version()))
     times = warehouse_time_range(ch)
     keys = frozenset((*(table.order_by or (table.key,)), table.partition_column))
     changes = apply_changes(postgres, ch, table.name, plan_changes(
@@ -163,10 +210,8 @@ def prepare(table: SyncedTable, postgres: PostgresResource, ch: Client) -> Plan:
 def _drop_abandoned_staging(table: SyncedTable, ch: Client) -> None:
     """A replace killed outright (no `finally`) leaves its staging table behind. The asset calls
     prepare() under the table's lock, so no staging table of this table is in use: each one is abandoned."""
-    for (name,) in ch.query(
-            "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
-            parameters={"p": f"{table.name}__staging_"}).result_rows:
-        ch.command(f"DROP TABLE IF EXISTS `{name}`")
+    for (name,) in ch.query(STAGING_TABLES_SQL, parameters={"p": f"{table.name}__staging_"}).result_rows:
+        ch.command(DROP_ABANDONED_SQL.format(name=name))
 
 
 @contextmanager
@@ -174,31 +219,22 @@ def table_lock(table: SyncedTable, postgres: PostgresResource) -> Iterator[None]
     """One sync of a table at a time, whatever the pool limit: a partition replace must never copy an
     older snapshot over rows an incremental run has just moved. Held on its own session."""
     with postgres.engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": f"ops_sync:{table.name}"})
+        conn.execute(TABLE_LOCK_SQL, {"k": f"ops_sync:{table.name}"})
         conn.commit()  # a session lock outlives the transaction; an idle-in-transaction session would hold back the watermark
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"ops_sync:{table.name}"})
+            conn.execute(TABLE_UNLOCK_SQL, {"k": f"ops_sync:{table.name}"})
             conn.commit()
 
 
 def _install_triggers(conn, table: SyncedTable) -> None:
     """Create the sync's triggers once. Checking the catalog takes no lock; CREATE TRIGGER does, and
     would queue every writer behind any long transaction, so it runs only when a trigger is missing."""
-    present = {r[0] for r in conn.execute(
-        text("SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal"), {"t": table.name})}
-    wanted = {
-        f"{table.name}_touch": f"BEFORE INSERT OR UPDATE ON {table.name} FOR EACH ROW EXECUTE FUNCTION ops_touch_updated_at()",
-        f"{table.name}_tombstone": f"AFTER DELETE ON {table.name} FOR EACH ROW "
-                                   f"EXECUTE FUNCTION ops_sync_tombstone('{table.key}', '{table.partition_column}')",
-        # A new key is a delete of the old one (and an insert of the new one, which the touch trigger stamps).
-        f"{table.name}_rekeyed": f"AFTER UPDATE ON {table.name} FOR EACH ROW "
-                                 f"EXECUTE FUNCTION ops_sync_tombstone('{table.key}', '{table.partition_column}')",
-    }
-    for name, definition in wanted.items():
-        if name not in present:
-            conn.execute(text(f"CREATE TRIGGER {name} {definition}"))
+    present = {r[0] for r in conn.execute(TRIGGERS_SQL, {"t": table.name})}
+    for suffix, create in CREATE_TRIGGER_SQL.items():
+        if f"{table.name}_{suffix}" not in present:
+            conn.execute(text(create.format(table=table.name, key=table.key, partition=table.partition_column)))
 
 
 @dataclass(frozen=True)
@@ -234,12 +270,10 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
     """
     table = plan.table
     with postgres.begin() as conn:
-        conn.execute(text("INSERT INTO sync_state (table_name) VALUES (:t) ON CONFLICT DO NOTHING"), {"t": table.name})
-        state = conn.execute(
-            text("SELECT watermark FROM sync_state WHERE table_name = :t FOR UPDATE"), {"t": table.name}
-        ).one()
+        conn.execute(ADD_STATE_SQL, {"t": table.name})
+        state = conn.execute(LOCK_STATE_SQL, {"t": table.name}).one()
         upper = conn.execute(SAFE_UPPER_SQL).scalar_one()
-        conn.execute(text("UPDATE sync_state SET pending_upper = :u WHERE table_name = :t"), {"u": upper, "t": table.name})
+        conn.execute(SET_PENDING_SQL, {"u": upper, "t": table.name})
     window = {"lo": state.watermark, "hi": upper, "t": table.name}
     where = f"{table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s"
     rejected, held, released = _record_rejects(plan, postgres, table.cursor, state.watermark, upper)
@@ -253,13 +287,7 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
                         tombstones, window)
     rows += _copy_released(plan, postgres, ch, released)
     with postgres.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE sync_state SET watermark = :u, pending_upper = NULL, rows_synced = rows_synced + :n,"
-                " updated_at = now() WHERE table_name = :t AND pending_upper = :u"
-            ),
-            {"u": upper, "n": rows, "t": table.name},
-        )
+        conn.execute(ADVANCE_WATERMARK_SQL, {"u": upper, "n": rows, "t": table.name})
     return SyncResult(rows, state.watermark, upper, "incremental", deletes, rejected)
 
 
@@ -275,7 +303,7 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     table = plan.table
     rejected, held, released = _record_rejects(plan, postgres, table.partition_column, start, end)
     staging = f"{table.name}__staging_{uuid.uuid4().hex[:12]}"
-    ch.command(f"CREATE TABLE {staging} AS {table.name}")
+    ch.command(CREATE_STAGING_SQL.format(staging=staging, table=table.name))
     try:
         where = f"{table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s"
         window = {"lo": start, "hi": end}
@@ -288,19 +316,15 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
                    f"AND `{table.partition_column}` < {{hi:DateTime64(6, 'UTC')}}")
         touched = _partitions(ch, staging) | _partitions(ch, table.name, in_days, window)
         for partition in sorted(touched):
-            # Tombstones inside the days stay: one may stand for a row that moved here from another
-            # partition before it was deleted, whose older copy lives on elsewhere.
-            ch.command(f"INSERT INTO {staging} SELECT * FROM {table.name} "
-                       f"WHERE _partition_id = {{p:String}} AND (NOT ({in_days}) OR _deleted = 1)",
+            ch.command(COMPLETE_PARTITION_SQL.format(staging=staging, table=table.name, in_days=in_days),
                        parameters=window | {"p": partition},
                        settings={"insert_deduplicate": 0})
         filled = _partitions(ch, staging)
         for partition in sorted(touched):
-            action = f"REPLACE PARTITION ID '{partition}' FROM {staging}" if partition in filled \
-                else f"DROP PARTITION ID '{partition}'"
-            ch.command(f"ALTER TABLE {table.name} {action}")
+            swap = REPLACE_PARTITION_SQL if partition in filled else DROP_PARTITION_SQL
+            ch.command(swap.format(table=table.name, partition=partition, staging=staging))
     finally:
-        ch.command(f"DROP TABLE IF EXISTS {staging}")
+        ch.command(DROP_STAGING_SQL.format(staging=staging))
     rows += _copy_released(plan, postgres, ch, released)
     return SyncResult(rows, start, end, "replace", rejected=rejected)
 
@@ -324,7 +348,8 @@ def _copy_released(plan: Plan, postgres: PostgresResource, ch: Client, keys: lis
     column, the warehouse's time range widened): no window would bring them, so they move by key."""
     if not keys:
         return 0
-    query = f"SELECT {plan.select_list()} FROM {plan.table.name} WHERE {plan.table.key} = ANY(%(keys)s) AND {plan.keep}"
+    query = RELEASED_ROWS_SQL.format(columns=plan.select_list(), table=plan.table.name, key=plan.table.key,
+                                     keep=plan.keep)
     return copy_into(ch, plan.table.name, plan.column_names(), postgres, query, {"keys": keys})
 
 
@@ -338,8 +363,7 @@ def data_extent(plan: Plan, postgres: PostgresResource) -> tuple[datetime | None
     column = plan.table.partition_column
     with postgres.begin() as conn:
         return tuple(conn.execute(text(
-            f"SELECT min({column}), max({column}) + interval '1 microsecond' FROM {plan.table.name} "
-            f"WHERE {plan.keep}")).one())
+            DATA_EXTENT_SQL.format(column=column, table=plan.table.name, keep=plan.keep))).one())
 
 
 def rows_per_day(plan: Plan, postgres: PostgresResource, column: str, lo: datetime | None, hi: datetime) -> dict:
@@ -353,15 +377,15 @@ def rows_per_day(plan: Plan, postgres: PostgresResource, column: str, lo: dateti
 
 
 def _partitions(ch: Client, table: str, where: str = "1", params: dict | None = None) -> set[str]:
-    return {r[0] for r in ch.query(f"SELECT DISTINCT _partition_id FROM {table} WHERE {where}",
+    return {r[0] for r in ch.query(PARTITIONS_SQL.format(table=table, where=where),
                                    parameters=params or {}).result_rows}
 
 
 def stream_into(ch: Client, target: str, plan: Plan, postgres: PostgresResource, where: str, params: dict,
                 ranges: list[Bounds]) -> int:
     """The client-side path: the window's rows, one COPY stream per key range, into one INSERT."""
-    queries = [(f"SELECT {plan.select_list()} FROM {plan.table.name} WHERE {where} AND {plan.keep}"
-                 f"{in_range(plan.table.key, r)}", params)
+    queries = [(STREAM_ROWS_SQL.format(columns=plan.select_list(), table=plan.table.name, where=where,
+                                       keep=plan.keep, key_range=in_range(plan.table.key, r)), params)
                for r in ranges]
     return copy_streams(ch, target, plan.column_names(), postgres, queries,
                         PARALLEL_SETTINGS if len(ranges) > 1 else INSERT_SETTINGS)
@@ -383,10 +407,10 @@ def key_ranges(postgres: PostgresResource, table: SyncedTable, where: str, param
     the table's min/max key are the two ends of its primary key's index. (The window's own min/max
     could need a scan; a window bunched in one range just leaves the other stream idle.)"""
     with postgres.raw() as conn, ClientCursor(conn) as cur:
-        plan = cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.name} WHERE {where}", params).fetchone()[0]
+        plan = cur.execute(ESTIMATE_ROWS_SQL.format(table=table.name, where=where), params).fetchone()[0]
         if plan[0]["Plan"]["Plan Rows"] < parallel_from_rows:
             return WHOLE
-        lo, hi = cur.execute(f"SELECT min({table.key}), max({table.key}) FROM {table.name}").fetchone()
+        lo, hi = cur.execute(KEY_BOUNDS_SQL.format(key=table.key, table=table.name)).fetchone()
     if lo is None or hi - lo < STREAMS:
         return WHOLE
     cuts = [None, *(lo + (hi - lo + 1) * i // STREAMS for i in range(1, STREAMS)), None]
@@ -413,15 +437,15 @@ def pull_into(ch: Client, target: str, plan: Plan, pull_url: str, column: str, l
     if held:
         where += f" AND `{plan.table.key}` NOT IN ({', '.join(str(int(k)) for k in held)})"
     selects = " UNION ALL ".join(
-        f"SELECT {names} FROM {source} WHERE {where}{in_range(f'`{plan.table.key}`', r)}"
+        PULL_SELECT_SQL.format(names=names, source=source, where=where, key_range=in_range(f"`{plan.table.key}`", r))
         for r in ranges)
     params = {"lo": lo, "hi": hi}
-    ch.command(f"INSERT INTO {target} ({names}) {selects}", parameters=params,
+    ch.command(PULL_INSERT_SQL.format(target=target, names=names, selects=selects), parameters=params,
                settings=PARALLEL_PULL_SETTINGS if len(ranges) > 1 else INSERT_SETTINGS)
     # chDB reports no row counts for INSERT ... SELECT, and a second read through postgresql() would
     # cost as much as the first: count the window in ClickHouse (a run repeating a window after a
     # crash counts the rows of both attempts; FINAL would be exact but reads the whole table).
-    return ch.query(f"SELECT count() FROM {target} WHERE {where}", parameters=params).result_rows[0][0]
+    return ch.query(COUNT_WINDOW_SQL.format(target=target, where=where), parameters=params).result_rows[0][0]
 
 
 def postgres_source(url: str, table: str) -> str:

@@ -44,6 +44,11 @@ MARK_BACKFILLED_SQL = text(
 RETIRED_BEFORE_SQL = text(
     "SELECT 1 FROM sync_schema_changes WHERE table_name = :table AND column_name = :column AND change = 'retired'"
 )
+# The ClickHouse ALTERs a SchemaChange carries. An added column's COMMENT is its Postgres identity
+# (Column.identity); `position` is " AFTER `<previous column>`" or " FIRST", to keep Postgres' order.
+RENAME_COLUMN_SQL = "ALTER TABLE {table} RENAME COLUMN `{name}` TO `{new_name}`"
+ADD_COLUMN_SQL = "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` {type} COMMENT '{identity}'{position}"
+MODIFY_COLUMN_SQL = "ALTER TABLE {table} MODIFY COLUMN `{name}` {type}"
 
 
 class SchemaDrift(RuntimeError):
@@ -78,12 +83,12 @@ def plan_changes(table: str, columns: list[Column], existing: dict[str, str],
         if recreated:
             retired = f"{name}__retired_{identities[name][3:]}"
             changes.append(SchemaChange(name, "retired", f"dropped and added again in Postgres: the old column is "
-                                        f"kept as {retired}", f"ALTER TABLE {table} RENAME COLUMN `{name}` TO `{retired}`"))
+                                        f"kept as {retired}",
+                                        RENAME_COLUMN_SQL.format(table=table, name=name, new_name=retired)))
         if name not in existing or recreated:
             after = f" AFTER `{previous}`" if previous else " FIRST"
-            changes.append(SchemaChange(name, "added", f"added as {ch_type}",
-                                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS `{name}` {ch_type} "
-                                        f"COMMENT '{column.identity}'{after}"))
+            changes.append(SchemaChange(name, "added", f"added as {ch_type}", ADD_COLUMN_SQL.format(
+                table=table, name=name, type=ch_type, identity=column.identity, position=after)))
         elif existing[name] != ch_type:
             changes.append(_type_change(table, name, existing[name], ch_type, name in keys))
         previous = name
@@ -92,7 +97,7 @@ def plan_changes(table: str, columns: list[Column], existing: dict[str, str],
             retired = ch_type if ch_type.startswith(("Nullable(", "Array(")) else f"Nullable({ch_type})"
             changes.append(SchemaChange(name, "retired", f"dropped in Postgres: kept as {retired}, no longer filled",
                                         None if retired == ch_type else
-                                        f"ALTER TABLE {table} MODIFY COLUMN `{name}` {retired}"))
+                                        MODIFY_COLUMN_SQL.format(table=table, name=name, type=retired)))
     return changes
 
 
@@ -104,7 +109,7 @@ def _type_change(table: str, name: str, current: str, wanted: str, key: bool) ->
         return SchemaChange(name, "widened", f"{wanted} fits the existing {current}")
     if _holds(wanted_inner, current_inner) and not key:
         return SchemaChange(name, "widened", f"{current} → {target}",
-                            f"ALTER TABLE {table} MODIFY COLUMN `{name}` {target}")
+                            MODIFY_COLUMN_SQL.format(table=table, name=name, type=target))
     return SchemaChange(
         name, "refused",
         f"{table}.{name} changed in Postgres from {current} to {wanted}, which ClickHouse cannot follow in place "

@@ -24,6 +24,28 @@ SELECT key_value, column_name, value, reason FROM sync_rejects
 WHERE table_name = :table AND resolved_at IS NULL ORDER BY first_seen_at, key_value, column_name LIMIT :limit
 """)
 COUNT_OPEN_SQL = text("SELECT count(*) FROM sync_rejects WHERE table_name = :table AND resolved_at IS NULL")
+# The window's rows failing the keep predicate, one per bad column: (key, column, value text, reason).
+# One pass over the window: only rows failing the keep predicate reach the per-column checks.
+REJECTED_ROWS_SQL = ("SELECT t.{key}, c._ops_col, c._ops_val, c._ops_why FROM {table} t "
+                     "CROSS JOIN LATERAL (VALUES {checks}) AS c (_ops_col, _ops_val, _ops_why, _ops_bad) "
+                     "WHERE {window} AND NOT ({keep}) AND c._ops_bad")
+# One open reject per table, key and column; `xmax = 0` is true for a row inserted here (newly held back).
+RECORD_REJECTS_SQL = """
+INSERT INTO sync_rejects (table_name, key_value, column_name, value, reason)
+SELECT :table, k, col, v, why FROM ({found}) AS r (k, col, v, why)
+ON CONFLICT (table_name, key_value, column_name) WHERE resolved_at IS NULL
+DO UPDATE SET value = EXCLUDED.value, last_seen_at = now()
+RETURNING key_value, (xmax = 0)
+"""
+# Open rejects whose row was deleted or no longer fails its column's check.
+RESOLVE_FIXED_SQL = """
+UPDATE sync_rejects r SET resolved_at = now()
+WHERE r.table_name = :table AND r.resolved_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {table} WHERE {key} = r.key_value AND ({still_bad}))
+RETURNING r.key_value
+"""
+RESOLVE_ALL_SQL = text("UPDATE sync_rejects SET resolved_at = now() WHERE table_name = :table "
+                       "AND resolved_at IS NULL RETURNING key_value")
 
 
 @dataclass(frozen=True)
@@ -51,30 +73,19 @@ def record_rejects(conn: Connection, table: SyncedTable, columns: list[Column], 
         return 0, [], _resolve_all(conn, table.name)
     checks = ", ".join(f"('{c.name}', left({c.name}::text, {VALUE_TEXT_LIMIT}), {_literal(reason)}, {test})"
                        for c, test, reason in tests)
-    # One pass over the window: only rows failing the keep predicate reach the per-column checks.
-    found = (f"SELECT t.{table.key}, c._ops_col, c._ops_val, c._ops_why FROM {table.name} t "
-             f"CROSS JOIN LATERAL (VALUES {checks}) AS c (_ops_col, _ops_val, _ops_why, _ops_bad) "
-             f"WHERE {window} AND NOT ({keep_predicate(columns, times)}) AND c._ops_bad")
-    new = conn.execute(text(f"""
-        INSERT INTO sync_rejects (table_name, key_value, column_name, value, reason)
-        SELECT :table, k, col, v, why FROM ({found}) AS r (k, col, v, why)
-        ON CONFLICT (table_name, key_value, column_name) WHERE resolved_at IS NULL
-        DO UPDATE SET value = EXCLUDED.value, last_seen_at = now()
-        RETURNING key_value, (xmax = 0)"""), params | {"table": table.name}).all()
+    found = REJECTED_ROWS_SQL.format(key=table.key, table=table.name, checks=checks, window=window,
+                                     keep=keep_predicate(columns, times))
+    new = conn.execute(text(RECORD_REJECTS_SQL.format(found=found)), params | {"table": table.name}).all()
     still_bad = " OR ".join(f"(r.column_name = '{c.name}' AND {test})" for c, test, _ in tests)
-    resolved = conn.execute(text(f"""
-        UPDATE sync_rejects r SET resolved_at = now()
-        WHERE r.table_name = :table AND r.resolved_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM {table.name} WHERE {table.key} = r.key_value AND ({still_bad}))
-        RETURNING r.key_value"""), {"table": table.name}).scalars().all()
+    resolved = conn.execute(text(RESOLVE_FIXED_SQL.format(table=table.name, key=table.key, still_bad=still_bad)),
+                            {"table": table.name}).scalars().all()
     held = {key for key, _ in new}
     return len({key for key, inserted in new if inserted}), sorted(held), sorted(set(resolved) - held)
 
 
 def _resolve_all(conn: Connection, table: str) -> list[int]:
     """No column can hold a reject any more (the last such column was dropped or became text)."""
-    return conn.execute(text("UPDATE sync_rejects SET resolved_at = now() WHERE table_name = :table "
-                             "AND resolved_at IS NULL RETURNING key_value"), {"table": table}).scalars().all()
+    return conn.execute(RESOLVE_ALL_SQL, {"table": table}).scalars().all()
 
 
 def _literal(value: str) -> str:

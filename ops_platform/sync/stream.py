@@ -32,6 +32,8 @@ CHUNK_BYTES = 4 * 1024 * 1024
 # Physical order, no parallel workers: a repeated window of unchanged rows is sent in the same order
 # (so ClickHouse's insert deduplication can drop it), and our own streams are the parallelism.
 SESSION_SETTINGS = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO'", "SET max_parallel_workers_per_gather = 0", "SET synchronize_seqscans = off")
+COPY_SQL = "COPY ({query}) TO STDOUT"  # query: the SELECT with its parameters bound (ClientCursor.mogrify)
+INSERT_FROM_FIFO_SQL = "INSERT INTO {target} ({names}) FROM INFILE '{path}' FORMAT TabSeparated"
 
 
 class _Stopped(Exception):
@@ -85,7 +87,7 @@ def read_copy(postgres: PostgresResource, query: str, params: dict, write: Calla
         for statement in SESSION_SETTINGS:
             conn.execute(statement)
         with ClientCursor(conn) as cur:
-            sql = f"COPY ({cur.mogrify(query, params)}) TO STDOUT"
+            sql = COPY_SQL.format(query=cur.mogrify(query, params))
         pgconn = conn.pgconn
         pgconn.send_query(sql.encode())
         result = pgconn.get_result()
@@ -149,7 +151,7 @@ class _PipeSink:
 
     def insert(self, ch: Client, target: str, columns: list[str], settings: dict) -> None:
         names = ", ".join(f"`{c}`" for c in columns)
-        ch.command(f"INSERT INTO {target} ({names}) FROM INFILE '{self.path}' FORMAT TabSeparated", settings=settings)
+        ch.command(INSERT_FROM_FIFO_SQL.format(target=target, names=names, path=self.path), settings=settings)
 
     def _writer(self) -> int:
         # Opening a fifo for writing waits for its reader (chDB, or release() below); one thread does it, under the lock.

@@ -63,6 +63,15 @@ WIDE_RANGE = TimeRange("0001-01-01", "10000-01-01")
 NARROW_RANGE = TimeRange("1900-01-01", "2300-01-01")
 MAX_DECIMAL_PRECISION = 76
 
+# Year 1000 comes back as written on a server that stores 0001–9999, clamped or wrapped on an older one.
+YEAR_1000_SQL = "SELECT toString(toDateTime64('1000-01-01 00:00:00', 6, 'UTC'))"
+POSTGRES_COLUMNS_SQL = text(
+    "SELECT column_name, data_type, is_nullable = 'YES', numeric_precision, numeric_scale, ltrim(udt_name, '_'), "
+    "ordinal_position "
+    "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = :t "
+    "ORDER BY ordinal_position"
+)
+
 
 @dataclass(frozen=True)
 class Column:
@@ -142,20 +151,12 @@ class Column:
 
 def warehouse_time_range(ch) -> TimeRange:
     """The time range the connected ClickHouse stores exactly (it clamps or wraps what lies outside)."""
-    year_1000 = ch.query("SELECT toString(toDateTime64('1000-01-01 00:00:00', 6, 'UTC'))").result_rows[0][0]
+    year_1000 = ch.query(YEAR_1000_SQL).result_rows[0][0]
     return WIDE_RANGE if year_1000.startswith("1000-01-01") else NARROW_RANGE
 
 
 def postgres_columns(conn: Connection, table: str) -> list[Column]:
-    rows = conn.execute(
-        text(
-            "SELECT column_name, data_type, is_nullable = 'YES', numeric_precision, numeric_scale, ltrim(udt_name, '_'), "
-            "ordinal_position "
-            "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = :t "
-            "ORDER BY ordinal_position"
-        ),
-        {"t": table},
-    ).all()
+    rows = conn.execute(POSTGRES_COLUMNS_SQL, {"t": table}).all()
     if not rows:
         raise UnsupportedType(f"{table}: no such table in Postgres")
     return [Column(r[0], r[1], r[2], r[3] if r[1] == "numeric" else None, r[4] if r[1] == "numeric" else None,
