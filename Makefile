@@ -16,7 +16,7 @@ setup: $(BIN)/ops
 
 ## Start Postgres (embedded), chDB, migrations, demo data, the Dagster UI and daemon on 127.0.0.1:$(PORT).
 run: setup
-	$(BIN)/ops up --port $(PORT)
+	$(BIN)/ops up --port $(PORT) --demo
 
 ## Redis for the Celery test (Debian's redis-server, when missing).
 broker:

@@ -14,10 +14,11 @@ from ops_platform.notifications.transports import DEFAULT_ALIASES, ChannelsResou
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
 from ops_platform.settings import DATABASE_URL_VAR, WAREHOUSE_URL_VAR, Settings, current
+from ops_platform.sources.configured import build_sources
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
-    """postgres, warehouse and notifier; ConfigError on a bad rate limit (the load stops with the reason)."""
+    """postgres, warehouse, notifier and the data sources; ConfigError on a bad rate limit (the load stops with the reason)."""
     settings = settings or current()
     postgres = PostgresResource(url=dg.EnvVar(DATABASE_URL_VAR))
     rate_limits = settings.notify_rate_limits or DEFAULT_RATE_LIMITS
@@ -34,6 +35,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             rate_limits=rate_limits,
             group_over=DEFAULT_GROUP_OVER if settings.notify_group_over is None else settings.notify_group_over,
         ),
+        **build_sources(settings),  # seed 003's data sources: notion_source, n8n_source, hubspot_source, chat_logs_source
     }
 
 

@@ -1,6 +1,6 @@
 """`ops`: start the platform, migrate, load demo data, flip the controls.
 
-    ops up [--host 127.0.0.1] [--port 3000] [--demo-scale 100000]
+    ops up [--host 127.0.0.1] [--port 3000] [--demo-scale 100000] [--demo]
     ops migrate
     ops check
     ops demo [--scale N]
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import signal
 import subprocess
 import sys
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=3000)
     up.add_argument("--demo-scale", type=int, default=100_000, help="tasks in the demo data (first start only)")
+    up.add_argument("--demo", action="store_true",
+                    help="point every unconfigured data source (Notion, n8n, HubSpot) at built-in local stand-ins")
     up.set_defaults(handler=_up)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(handler=_migrate)
@@ -90,8 +93,16 @@ def _up(args) -> int:
 def _serve(args, url: str) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a process manager's stop means Ctrl-C
     runtime = rt.start()
+    standins = None
     try:
         _prepare(runtime, args.demo_scale)
+        if args.demo:
+            from ops_platform.demo.sources import start_demo_sources
+
+            standins, env = start_demo_sources(runtime.postgres, os.environ)
+            os.environ.update(env)  # the Dagster processes started below inherit them
+            demo = sorted({var.removeprefix("OPS_").split("_")[0].lower() for var in env})
+            print(f"ops: demo sources on {standins.base_url}: {', '.join(demo) or 'none (all configured)'}")
         for note in runtime.notes:
             print(f"ops: {note}")
         print(f"ops: Dagster UI on {url} (Ctrl-C stops everything)", flush=True)
@@ -105,6 +116,8 @@ def _serve(args, url: str) -> int:
         except KeyboardInterrupt:
             return _stop_child(child)
     finally:
+        if standins:
+            standins.stop()
         runtime.stop()
 
 
@@ -156,7 +169,17 @@ def _check(args) -> int:
     for schedule in defs.schedules or []:
         print(f"  {schedule.name:28} {schedule.cron_schedule} ({schedule.execution_timezone or 'UTC'})")
     _print_channels()
+    _print_sources()
     return 0
+
+
+def _print_sources() -> None:
+    """Each seed 003 data source: configured, or the environment variables it still needs (never a value)."""
+    from ops_platform.sources.configured import needs
+
+    print("data sources (unconfigured ones skip their syncs; `ops up --demo` points them at local stand-ins):")
+    for name, missing in needs().items():
+        print(f"  {name:10} {'configured' if not missing else 'set ' + ', '.join(missing)}")
 
 
 def _print_channels() -> None:

@@ -64,3 +64,8 @@ def collect(modules) -> dict[str, list]:
 
 defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources(SETTINGS),
                       executor=chosen_executor(SETTINGS))
+
+
+def job_named(name: str) -> dg.JobDefinition:
+    """The job `name` of this code location: what the retry queue's reruns rebuild in their processes."""
+    return defs.resolve_job_def(name)

@@ -143,6 +143,58 @@ def _cron(var: str, raw: str) -> str:
     return raw
 
 
+def _http_url(var: str, raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError(f"{var} must be an http(s) URL such as https://n8n.example.com, got a value without a scheme")
+    return raw
+
+
+_DIVISORS_OF_HOUR = [m for m in range(1, 61) if 60 % m == 0]
+_DIVISORS_OF_DAY = [h for h in range(1, 25) if 24 % h == 0]
+
+
+def interval_cron(minutes: int) -> str:
+    """Seed 003's `*_interval_minutes` as a cron: every N minutes from the top of the hour (N divides 60), or
+    every H hours from midnight (N = 60·H, H divides 24); ValueError for one that would drift against the clock."""
+    if minutes in _DIVISORS_OF_HOUR:
+        return "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
+    if minutes % 60 == 0 and minutes // 60 in _DIVISORS_OF_DAY:
+        hours = minutes // 60
+        return "0 0 * * *" if hours == 24 else f"0 */{hours} * * *"
+    raise ValueError(f"{minutes} minutes does not divide the hour or the day evenly; use one of "
+                     f"{', '.join(map(str, _DIVISORS_OF_HOUR))} minutes or "
+                     f"{', '.join(str(60 * h) for h in _DIVISORS_OF_DAY)}")
+
+
+def daily_cron(time_of_day: str) -> str:
+    """"M H * * *" from HH:MM (seed 003 `jobs.*.time`)."""
+    hour, _, minute = time_of_day.partition(":")
+    return f"{int(minute)} {int(hour)} * * *"
+
+
+def _interval(var: str, raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{var} must be a whole number of minutes above 0, got {raw!r}")
+    try:
+        interval_cron(int(raw))
+    except ValueError as err:
+        raise ValueError(f"{var}={raw!r}: {err}") from None
+    return int(raw)
+
+
+def _seconds(var: str, raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{var} must be a whole number of seconds, at least 1, got {raw!r}")
+    return int(raw)
+
+
+def _time_of_day(var: str, raw: str) -> str:
+    hour, _, minute = raw.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and len(minute) == 2 and int(hour) < 24 and int(minute) < 60):
+        raise ValueError(f"{var} must be a time of day HH:MM (00:00 to 23:59), got {raw!r}")
+    return raw
+
+
 class Parse:
     """Field metadata: how the field's variable is parsed (`parse(var, stripped text)`)."""
 
@@ -238,6 +290,29 @@ class Settings(BaseSettings):
     twilio_from: str | None = var("OPS_TWILIO_FROM")
     twilio_to: str | None = var("OPS_TWILIO_TO")
     twilio_api_url: str = var("OPS_TWILIO_API_URL", "https://api.twilio.com")
+
+
+    # Seed 003's data sources (sources/configured.py): tokens are secrets; URLs must be http(s).
+    notion_token: SecretStr | None = var("OPS_NOTION_TOKEN")
+    notion_url: Annotated[str, Parse(_http_url)] = var("OPS_NOTION_URL", "https://api.notion.com")
+    n8n_url: Annotated[str | None, Parse(_http_url)] = var("OPS_N8N_URL")
+    n8n_api_key: SecretStr | None = var("OPS_N8N_API_KEY")
+    hubspot_token: SecretStr | None = var("OPS_HUBSPOT_TOKEN")
+    hubspot_url: Annotated[str, Parse(_http_url)] = var("OPS_HUBSPOT_URL", "https://api.hubapi.com")
+    # Seed 003's intervals and times, checked at load.
+    periodic_scan_interval_minutes: Annotated[int, Parse(_interval)] = var("OPS_PERIODIC_SCAN_INTERVAL_MINUTES", 30)
+    notion_scan_interval_minutes: Annotated[int, Parse(_interval)] = var("OPS_NOTION_SCAN_INTERVAL_MINUTES", 60)
+    n8n_scan_interval_minutes: Annotated[int, Parse(_interval)] = var("OPS_N8N_SCAN_INTERVAL_MINUTES", 30)
+    hubspot_poll_interval_minutes: Annotated[int, Parse(_interval)] = var("OPS_HUBSPOT_POLL_INTERVAL_MINUTES", 60)
+    watchers_check_interval_minutes: Annotated[int, Parse(_positive)] = var("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", 5)
+    retry_queue_check_interval_seconds: Annotated[int, Parse(_seconds)] = \
+        var("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", 30)
+    daily_digest_time: Annotated[str, Parse(_time_of_day)] = var("OPS_DAILY_DIGEST_TIME", "08:00")
+    morning_call_time: Annotated[str, Parse(_time_of_day)] = var("OPS_MORNING_CALL_TIME", "06:00")
+    # Seed 003 monitoring: per-job thresholds, and the channels that carry a health alert while Postgres is down.
+    job_health_thresholds: Annotated[dict, Parse(_json(dict, '{"periodic_scan": {"max_duration_seconds": 120}}'))] \
+        = var("OPS_JOB_HEALTH_THRESHOLDS", dict)
+    health_fallback_channels: Annotated[list[str], Parse(_listed)] = var("OPS_HEALTH_FALLBACK_CHANNELS", list)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -135,3 +135,14 @@ def in_one_window(*calls: Callable, times: int = 1, window_seconds: int = RETRY_
         if window_index(datetime.now(UTC), window_seconds) == window:
             return results
     raise AssertionError(f"the calls straddled a {window_seconds} s window boundary twice in a row")
+
+
+def health_resources(postgres, **overrides) -> dict:
+    """What the health monitor reads: Postgres, the notifier's channels, the three APIs (unconfigured unless given)."""
+    from ops_platform.notifications import NotifierResource
+    from ops_platform.sources.hubspot import HubSpotSource
+    from ops_platform.sources.n8n import N8nSource
+    from ops_platform.sources.notion import NotionSource
+
+    return {"postgres": postgres, "notifier": NotifierResource(postgres=postgres), "notion_source": NotionSource(),
+            "n8n_source": N8nSource(), "hubspot_source": HubSpotSource()} | overrides

@@ -20,7 +20,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def test_every_materializable_asset_has_owners_a_description_columns_and_a_domain_group():
-    assert len(PAGES) == 13  # 3 seed-002 assets, 4 campaign assets, 6 synced tables
+    assert len(PAGES) == 17  # 3 seed-002 assets, 4 campaign assets, 6 synced tables, 4 seed-003 sources
     for page in PAGES:
         name = page.key.to_user_string()
         assert page.owners, name
@@ -66,6 +66,8 @@ def test_freshness_policies_follow_the_seeds():
     assert fail_after["warehouse/campaign_metrics_hourly"] == timedelta(hours=1, minutes=30)
     assert fail_after["inactive_users"] == fail_after["warehouse/vis_scores"] == timedelta(hours=30)
     assert fail_after["warehouse/builds"] == timedelta(minutes=30)  # seed 004: */15
+    assert fail_after["notion_sync"] == fail_after["hubspot_sync"] == timedelta(hours=1, minutes=30)  # seed 003
+    assert fail_after["n8n_sync"] == fail_after["chat_logs_sync"] == timedelta(hours=1)  # */30 + 30 min
 
 
 def test_a_cache_reports_its_row_count(postgres, instance):

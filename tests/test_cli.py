@@ -106,3 +106,33 @@ def test_dead_letters_are_listed_and_resolved(postgres):
     first = sql(postgres, "SELECT id FROM dead_letters WHERE dedup_key = 'a'")[0][0]
     assert ops("dead-letters", "resolve", str(first), OPS_DATABASE_URL=postgres.url).stdout.strip() == "resolved 1"
     assert sql(postgres, "SELECT dedup_key FROM dead_letters WHERE resolved_at IS NULL") == [("b",)]
+
+
+def test_ops_check_lists_what_each_source_still_needs_and_validates_their_intervals():
+    unset = {var: "" for var in ("OPS_NOTION_TOKEN", "OPS_N8N_URL", "OPS_N8N_API_KEY", "OPS_HUBSPOT_TOKEN")}
+    result = ops("check", **unset | {"OPS_HUBSPOT_TOKEN": "pat-secret", "OPS_N8N_SCAN_INTERVAL_MINUTES": "15"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert lines["notion"].endswith("set OPS_NOTION_TOKEN")
+    assert lines["n8n"].endswith("set OPS_N8N_URL, OPS_N8N_API_KEY")
+    assert lines["hubspot"].endswith("configured") and "pat-secret" not in result.stdout
+    assert lines["chat_logs"].endswith("configured")
+    assert "*/15 * * * *" in lines["sync_n8n_schedule"]
+    bad = ops("check", OPS_PERIODIC_SCAN_INTERVAL_MINUTES="45")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "OPS_PERIODIC_SCAN_INTERVAL_MINUTES='45': 45 minutes does not divide the hour or the day" in bad.stderr
+
+
+def test_the_seeds_interval_and_time_settings_are_validated_at_load():
+    good = ops("check", OPS_DAILY_DIGEST_TIME="07:30", OPS_MORNING_CALL_TIME="05:45",
+               OPS_WATCHERS_CHECK_INTERVAL_MINUTES="10", OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS="15")
+    assert good.returncode == 0, good.stderr
+    lines = {line.split()[0]: line for line in good.stdout.splitlines() if line.startswith("  ")}
+    assert "30 7 * * *" in lines["daily_digest_schedule"] and "45 5 * * *" in lines["morning_call_schedule"]
+    for variable, value, says in [("OPS_DAILY_DIGEST_TIME", "8am", "must be a time of day HH:MM"),
+                                  ("OPS_WATCHERS_CHECK_INTERVAL_MINUTES", "0", "must be a whole number above 0"),
+                                  ("OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS", "soon", "must be a whole number of seconds"),
+                                  ("OPS_NOTION_SCAN_INTERVAL_MINUTES", "50", "does not divide the hour or the day")]:
+        bad = ops("check", **{variable: value})
+        assert bad.returncode == 2 and variable in bad.stderr and says in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr

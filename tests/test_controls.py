@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time
 
 import dagster as dg
 import pytest
-from helpers import sql
+from helpers import health_resources, sql
 
 from ops_platform.assets.agent_builds import agent_stats_cache
 from ops_platform.definitions import defs
@@ -61,7 +61,7 @@ def test_jobs_disabled_stops_everything_but_the_health_monitor(postgres, instanc
     assert "jobs are disabled" in skipped.skip_reason.skip_message
 
     sql(postgres, "INSERT INTO dead_letters (source, dedup_key, error, attempts) VALUES ('x', 'x:1', 'boom', 3)")
-    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+    with dg.build_sensor_context(instance=instance, resources=health_resources(postgres)) as ctx:
         health = health_monitor(ctx)
     assert len(health.run_requests) == 1, "the health monitor ignores jobs_enabled"
     body = health.run_requests[0].run_config["ops"]["send_notifications"]["config"]["messages"][0]["body"]
@@ -71,7 +71,7 @@ def test_jobs_disabled_stops_everything_but_the_health_monitor(postgres, instanc
 def test_health_alerts_once_for_new_dead_letters_not_forever_for_old_ones(postgres, instance):
     sql(postgres, "INSERT INTO dead_letters (source, dedup_key, error, attempts, created_at) "
                   "VALUES ('x', 'x:1', 'boom', 3, now() - interval '2 hours')")
-    with dg.build_sensor_context(instance=instance, resources={"postgres": postgres}) as ctx:
+    with dg.build_sensor_context(instance=instance, resources=health_resources(postgres)) as ctx:
         result = health_monitor(ctx)
     assert result.run_requests == [] and result.skip_reason.skip_message.startswith("healthy")
 

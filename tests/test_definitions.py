@@ -17,7 +17,8 @@ INVENTORY = {
              "vis_job", "cache_warmer_job", "auto_transition_job", "ai_budget_reset_job",
              "release_held_job", "retry_queue_job", "events_job", "synthetics_job", "digests_job",
              "scheduled_notifications_job", "daily_digest_job", "morning_call_job", "canvas_alerts_job",
-             "set_campaign_status_job", "dagster_history_job"},
+             "set_campaign_status_job", "dagster_history_job", "sync_notion_job", "sync_n8n_job", "sync_hubspot_job",
+             "periodic_scan"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
@@ -29,14 +30,18 @@ INVENTORY = {
         "cache_warmer_schedule": "30 7 * * 1-5", "synthetics_schedule": "*/5 * * * *",
         "daily_digest_schedule": "0 8 * * *", "morning_call_schedule": "0 6 * * *",
         "dagster_history_schedule": "30 4 * * *",  # issue 13: Dagster's own history
+        # seed 003's intervals in minutes: notion 60, n8n 30, hubspot 60, periodic scan 30
+        "sync_notion_schedule": "0 * * * *", "sync_n8n_schedule": "*/30 * * * *", "sync_hubspot_schedule": "0 * * * *",
+        "periodic_scan_schedule": "*/30 * * * *",
     },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled", "held_notifications_sensor", "retry_queue_sensor", "events_outbox_sensor",
                 "watchers", "job_failure_streaks", "digests_sensor", "scheduled_notifications_sensor",
-                "canvas_alerts_sensor", "dead_run_workers"},
+                "canvas_alerts_sensor", "dead_run_workers", "job_health", "after_job_execution"},
     "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks",
                "seat_usage", "credit_usage", "warehouse/campaign_metrics_hourly", "warehouse/vis_scores",
-               "warehouse/campaigns", "warehouse/volunteer_activities"},
+               "warehouse/campaigns", "warehouse/volunteer_activities",
+               "notion_sync", "n8n_sync", "hubspot_sync", "chat_logs_sync"},
 }
 
 
@@ -57,6 +62,8 @@ def test_secrets_are_environment_variables_not_values(monkeypatch):
     resources = defs.resources
     assert isinstance(resources["postgres"].url, dg.EnvVar)
     assert isinstance(resources["warehouse"].url, dg.EnvVar)
+    for key, field in (("notion_source", "token"), ("n8n_source", "api_key"), ("hubspot_source", "token")):
+        assert getattr(resources[key], field) is None or isinstance(getattr(resources[key], field), dg.EnvVar)
 
 
 def test_dagster_and_dg_validate_the_code_location(tmp_path):

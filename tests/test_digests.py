@@ -257,7 +257,8 @@ def test_daily_digest_five_bullets_by_severity_marks_messages_digested_once_a_da
         "• build_stalled ×3: Build stalled: prd-2",
         "• … and 3 more items (3 events), see the notification log",
     ]
-    assert "1 new incidents · 3 workflow runs, 1 failed · 1 new dead letters · 6 messages in this digest" in body
+    assert ("1 new incidents · 0 new proposals · 0 corrections applied · 3 workflow runs, 1 failed · 0 API calls ·"
+            " 1 new dead letters · 6 messages in this digest") in body
     assert sql(postgres, "SELECT DISTINCT status, delivered_in FROM notifications WHERE dedup_key <> :k",
                k=key) == [("digested", digest_id)]
     assert sql(postgres, "SELECT channel FROM outbox_messages WHERE notification_id = :id", id=digest_id) == [("email",)]
@@ -330,19 +331,62 @@ def test_morning_call_script_fits_in_a_minute_and_reads_only(postgres):
     assert sql(postgres, "SELECT count(*) FROM incidents WHERE status = 'open'") == before
 
 
-def test_morning_call_falls_back_to_a_text_when_the_call_fails(postgres):
+def test_morning_call_calls_once_more_after_2_minutes_then_texts_never_both(postgres):
     notifier_for = lambda channels: NotifierResource(postgres=postgres, channels=channels)  # noqa: E731
     with Provider(status=500) as twilio, Provider() as telegram:
         notifier = notifier_for(twilio_and_telegram(twilio, telegram))
-        result = place_morning_call(postgres, notifier, CALL_AT)
-        rerun = place_morning_call(postgres, notifier, CALL_AT + timedelta(minutes=3))  # a retried run
-    assert (result["call"], result["text"]) == ("failed", "sent")
-    assert (rerun["call"], rerun["text"]) == ("failed", "duplicate")
-    assert [path for path, _ in twilio.requests] == ["/2010-04-01/Accounts/ACtest/Calls.json"] * 2  # 2 attempts
+        first = place_morning_call(postgres, notifier, CALL_AT, now=datetime.now(UTC))
+        early = place_morning_call(postgres, notifier, CALL_AT, now=datetime.now(UTC) + timedelta(seconds=60))
+        assert telegram.requests == [] and len(twilio.requests) == 2  # one call (2 inline attempts), no text yet
+        late = place_morning_call(postgres, notifier, CALL_AT, now=datetime.now(UTC) + timedelta(minutes=3))
+        rerun = place_morning_call(postgres, notifier, CALL_AT, now=datetime.now(UTC) + timedelta(minutes=4))
+    assert first["call"] == "failed" and 115 <= first["retry_in_seconds"] <= 125  # 2 min after the call, by the clocks
+    assert early["call"] == "failed" and 0 < early["retry_in_seconds"] <= 60
+    assert (late["call"], late["retry"], late["text"]) == ("failed", "failed", "sent")
+    assert (rerun["retry"], rerun["text"]) == ("failed", "sent")  # recorded outcomes: nothing placed again
+    assert [path for path, _ in twilio.requests] == ["/2010-04-01/Accounts/ACtest/Calls.json"] * 4  # 2 calls × 2
     [(path, body)] = telegram.requests
     assert path.endswith("/sendMessage") and "Good morning." in json.loads(body)["text"]
     reason = sql(postgres, "SELECT reason FROM notifications WHERE dedup_key = 'morning_call:2026-03-09'")[0][0]
     assert "HTTP 500" in reason and "tw-token" not in reason
+    # a failed call is never redelivered later by the retry queue: that would be a late call after the text
+    assert sql(postgres, "SELECT count(*) FROM retry_jobs")[0][0] == 0
+
+
+def test_a_second_call_that_goes_through_sends_no_text(postgres):
+    with Provider(status=500) as twilio, Provider() as telegram:
+        notifier = NotifierResource(postgres=postgres, channels=twilio_and_telegram(twilio, telegram))
+        place_morning_call(postgres, notifier, CALL_AT, now=datetime.now(UTC))
+        twilio.status = 201
+        result = place_morning_call(postgres, notifier, CALL_AT, now=datetime.now(UTC) + timedelta(minutes=2))
+    assert (result["call"], result["retry"], "text" in result) == ("failed", "sent", False)
+    assert telegram.requests == []
+
+
+def test_three_days_without_a_call_alert_once(postgres):
+    with Provider(status=500) as twilio, Provider() as telegram:
+        notifier = NotifierResource(postgres=postgres, channels=twilio_and_telegram(twilio, telegram))
+        for day in range(3):
+            at = CALL_AT + timedelta(days=day)
+            place_morning_call(postgres, notifier, at, now=datetime.now(UTC))
+            result = place_morning_call(postgres, notifier, at, now=datetime.now(UTC) + timedelta(minutes=3))
+            assert result["text"] == "sent"
+            opened = sql(postgres, "SELECT title FROM incidents WHERE type = 'morning_call_failing'")
+            assert len(opened) == (1 if day == 2 else 0), day
+    assert opened[0].title == "Morning call failed 3 days in a row"
+
+
+def test_the_job_retries_the_call_after_the_wait_dagster_keeps(postgres, instance):
+    from ops_platform.jobs.briefings import morning_call_job
+    with Provider(status=500) as twilio, Provider() as telegram:
+        resources = {"postgres": postgres,
+                     "notifier": NotifierResource(postgres=postgres, channels=twilio_and_telegram(twilio, telegram))}
+        run_config = {"ops": {"morning_call": {"config": {"at": CALL_AT.isoformat(), "retry_after_seconds": 1}}}}
+        result = morning_call_job.execute_in_process(run_config=run_config, instance=instance, resources=resources)
+    assert result.success
+    retried = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert len(retried) == 1
+    assert len(twilio.requests) == 4 and len(telegram.requests) == 1  # two calls (2 attempts each), then the text
 
 
 def test_morning_call_that_goes_through_sends_no_text(postgres):
@@ -375,3 +419,17 @@ def test_a_daily_time_in_the_repeated_fall_back_hour_fires_once():
     # an every-15-minutes cron keeps going through both occurrences of the hour
     quarter = next_after("*/15 * * * *", "America/Chicago", datetime(2026, 11, 1, 6, 50, tzinfo=UTC))
     assert quarter == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)  # 01:00 CST, the repeated hour
+
+
+def test_daily_digest_metrics_come_from_the_tables(postgres):
+    """Seed 003's metrics: proposals, corrections (superseded memory items), API calls in the last 24 h."""
+    sql(postgres, "INSERT INTO proposals (pattern_kind, subject, confidence, title, body) "
+                  "VALUES ('workflow_failing', 'wf', 0.8, 't', 'b'), ('memory_churn', 'k', 0.75, 't', 'b')")
+    sql(postgres, "UPDATE proposals SET created_at = CAST(:at AS timestamptz) - interval '1 hour'", at=DIGEST_AT)
+    sql(postgres, "INSERT INTO memory_items (key, value, authority, source_type, content_hash, superseded_at) VALUES "
+                  "('a', '{}', 'canonical', 'notion', 'h1', CAST(:at AS timestamptz) - interval '2 hours'), "
+                  "('b', '{}', 'canonical', 'notion', 'h2', CAST(:at AS timestamptz) - interval '30 hours')", at=DIGEST_AT)
+    sql(postgres, "INSERT INTO api_calls (ts, source, endpoint, ok) SELECT CAST(:at AS timestamptz) - i * interval "
+                  "'1 hour', 'notion', '/v1/search', true FROM generate_series(1, 30) i", at=DIGEST_AT)
+    result = send_daily_digest(postgres, NotifierResource(postgres=postgres), DIGEST_AT)
+    assert (result["new_proposals"], result["corrections_applied"], result["api_calls"]) == (2, 1, 23)

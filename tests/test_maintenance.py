@@ -142,3 +142,28 @@ def test_health_check_is_an_error_when_the_database_is_unreachable(instance):
     checks = check_results(down, instance)
     assert all(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks.values())
     assert "cannot reach the operational database" in checks["tasks"].metadata["error"].value
+
+
+def test_health_check_status_is_the_seeds_output_recorded_each_run_and_a_repeated_warning_alerts(postgres, instance):
+    from datetime import UTC, datetime
+
+    from ops_platform.monitoring.job_health import check_job_health
+    first = check_results(postgres, instance)
+    output = first["tasks"].metadata["health_check"].value
+    assert output["status"] == "healthy" and output["taskTableSize"] == 0
+    assert set(output) == {"buildTableSize", "taskTableSize", "executionTableSize", "activityTableSize",
+                           "userTableSize", "timestamp", "status"}
+    sql(postgres, "INSERT INTO tasks (agent_name, status) SELECT 'A', 'done' FROM generate_series(1, 100001)")
+
+    def incidents():
+        with postgres.begin() as conn:
+            return [(i.type, i.subject) for i in check_job_health(conn, datetime.now(UTC))]
+
+    assert check_results(postgres, instance)["tasks"].metadata["status"].value == "warning"
+    assert incidents() == []  # one warning is not yet an alert
+    check_results(postgres, instance)
+    assert incidents() == [("health_check", "warning")]  # repeated
+    assert [r.status for r in sql(postgres, "SELECT status FROM health_check_results ORDER BY id")] == [
+        "healthy", "warning", "warning"]
+    sql(postgres, "INSERT INTO health_check_results (status, error) VALUES ('error', 'count(*) on tasks timed out')")
+    assert incidents() == [("health_check", "error")]

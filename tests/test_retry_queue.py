@@ -162,7 +162,8 @@ def test_unknown_job_names_and_final_errors_are_dead_at_once(postgres, t0):
         counts = process_ready(postgres, NotifierResource(postgres=postgres), "run-1", now=t0)
     assert counts["dead"] == 3 and counts["claimed"] == 3 and counts["notified"] == 3
     errors = dict(sql(postgres, "SELECT id, last_error FROM retry_jobs WHERE status = 'dead' AND attempts = 1"))
-    assert errors[unknown] == "no handler for job 'no.such.job' (known: http.request, notification.redeliver, webhook.redeliver)"
+    assert errors[unknown] == ("no handler for job 'no.such.job' (known: http.request, job.rerun, notification.redeliver, "
+                               "webhook.redeliver)")
     assert errors[rejected].endswith("/gone: HTTP 404 (not retried)") and "key=abc" not in errors[rejected]
     assert errors[no_url] == "payload field 'url' must be a str, got None"
     assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 3
@@ -353,3 +354,22 @@ def test_run_key_is_stable_for_the_same_work_and_changes_with_attempts_or_window
         before = key(after_backoff)
         process_ready(postgres, NotifierResource(postgres=postgres), "run-1", now=window_start)  # attempt 1 fails
         assert key(after_backoff) != before  # same window, one more attempt: a new pass, a new run
+
+
+def test_a_failed_daily_digest_is_retried_once_after_5_minutes_then_dead_lettered_with_an_alert(postgres):
+    with Receiver(SECRET, status=500) as receiver:
+        notifier = webhook_notifier(postgres, receiver)
+        sent_at = datetime.now(UTC)
+        digest = Notification(type="daily_digest", severity=Severity.INFO, title="Daily Digest", body="• quiet",
+                              dedup_key="daily_digest:2026-05-04", channels=("webhook",))
+        assert notifier.send(digest) == "failed"
+        [(job, run_at, max_attempts)] = sql(postgres, "SELECT id, run_at, max_attempts FROM retry_jobs")
+        assert max_attempts == 1 and timedelta(minutes=5) <= run_at - sent_at < timedelta(minutes=5, seconds=5)
+        assert process_ready(postgres, notifier, "early", now=sent_at + timedelta(minutes=4)).get("claimed", 0) == 0
+        assert len(receiver.requests) == 3  # the inline attempts only: not yet due
+        process_ready(postgres, notifier, "due", now=sent_at + timedelta(minutes=5, seconds=10))
+    assert job_row(postgres, job).status == "dead"
+    assert sql(postgres, "SELECT source FROM dead_letters WHERE dedup_key LIKE 'notification:%'")[0][0] \
+        == "retry_queue:notification.redeliver"
+    assert sql(postgres, "SELECT severity FROM notifications WHERE dedup_key = :k", k=f"retry_dead:{job}") == [("WARN",)]
+    assert len(receiver.requests) == 3 + 3 + 3  # inline, the one retry, the alert

@@ -44,9 +44,10 @@ class DailyDigest:
     @property
     def body(self) -> str:
         m = self.metrics
-        footer = (f"Last 24 h: {m['new_incidents']} new incidents · {m['workflows_executed']} workflow runs,"
-                  f" {m['workflows_failed']} failed · {m['dead_letters']} new dead letters ·"
-                  f" {m['digested']} messages in this digest")
+        footer = (f"Last 24 h: {m['new_incidents']} new incidents · {m['new_proposals']} new proposals ·"
+                  f" {m['corrections_applied']} corrections applied · {m['workflows_executed']} workflow runs,"
+                  f" {m['workflows_failed']} failed · {m['api_calls']} API calls · {m['dead_letters']} new dead"
+                  f" letters · {m['digested']} messages in this digest")
         return "\n".join(f"• {b}" for b in self.bullets) + "\n\n" + footer
 
     def message(self, channels: tuple[str, ...], recipients: tuple[str, ...]) -> Notification:
@@ -75,6 +76,13 @@ def gather(conn: Connection, at: datetime, day: date) -> DailyDigest:
         " (SELECT count(*) FROM dead_letters WHERE created_at > :since AND created_at <= :at) AS dead_letters"
         " FROM audit_log WHERE action_type = 'run' AND ts > :since AND ts <= :at"
     ), {"since": since, "at": at}).one()
+    # Seed 003's other metrics: proposals made, memory corrections (an item superseded by a newer version),
+    # calls to the external APIs.
+    activity = conn.execute(text(
+        "SELECT (SELECT count(*) FROM proposals WHERE created_at > :since AND created_at <= :at) AS proposals,"
+        " (SELECT count(*) FROM memory_items WHERE superseded_at > :since AND superseded_at <= :at) AS corrections,"
+        " (SELECT count(*) FROM api_calls WHERE ts > :since AND ts <= :at) AS api_calls"
+    ), {"since": since, "at": at}).one()
     failed_jobs = conn.execute(text(
         "SELECT action, count(*) AS n FROM audit_log WHERE action_type = 'run' AND NOT success"
         " AND ts > :since AND ts <= :at GROUP BY action ORDER BY n DESC, action"
@@ -91,7 +99,9 @@ def gather(conn: Connection, at: datetime, day: date) -> DailyDigest:
                                  f"{runs.dead_letters} new dead letters: work that ran out of retries", kind=2))
     candidates += [Bullet(r.severity, r.n, f"{r.type} ×{r.n}: {r.latest}" if r.n > 1 else f"{r.type}: {r.latest}")
                    for r in waiting]
-    metrics = {"new_incidents": sum(r.n for r in incidents), "workflows_executed": runs.total,
+    metrics = {"new_incidents": sum(r.n for r in incidents), "new_proposals": activity.proposals,
+               "corrections_applied": activity.corrections, "api_calls": activity.api_calls,
+               "workflows_executed": runs.total,
                "workflows_failed": runs.failed, "dead_letters": runs.dead_letters,
                "digested": sum(r.n for r in waiting)}
     return DailyDigest(day=day, bullets=prioritise(candidates), metrics=metrics,

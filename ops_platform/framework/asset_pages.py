@@ -1,7 +1,8 @@
 """What an analyst sees on an asset page, written once for every materializable asset.
 
 - **Group = domain**, one per team: `agent_builds` (seed 002), `campaigns` (seed 004's campaign and
-  impact assets, wherever they are stored), `warehouse_sync` (the Postgres → ClickHouse copies). The key
+  impact assets, wherever they are stored), `warehouse_sync` (the Postgres → ClickHouse copies), `sources`
+  (seed 003's Notion, n8n, HubSpot and chat-log syncs). The key
   prefix says where an asset lives (`warehouse/…` in ClickHouse, `postgres/…` the operational tables),
   never which group it is in.
 - **Owners** follow the group (`GROUP_OWNERS`).
@@ -26,6 +27,7 @@ import dagster as dg
 
 GROUP_OWNERS = {
     "agent_builds": ["team:agent-builds"],
+    "sources": ["team:ops-assistant"],  # seed 003's data sources
     "campaigns": ["team:campaigns"],
     "warehouse_sync": ["team:data-platform"],
 }

@@ -22,6 +22,11 @@ DEFAULT_ROUTES: dict[str, list[str]] = {"SEV0": ["call"], "SEV1": ["sms"], "WARN
 # Seed 003: "max 1 incident per type per hour", "max 1 health alert per hour".
 DEFAULT_RATE_LIMITS: dict[str, str] = {"incident.*": "1/1h", "health_alert": "1/1h"}
 DEFAULT_GROUP_OVER = 20
+# How the retry queue redelivers a message a channel gave up on, by type: (attempts, first wait); None: never.
+# Default: 5 attempts with the queue's backoff. Seed 003: the daily digest is retried once after 5 minutes,
+# then dead-lettered with an alert; the morning call is never redelivered (its job calls once more after 2
+# minutes, then texts: a late call after the text would be both).
+REDELIVERY: dict[str, tuple[int, timedelta] | None] = {"daily_digest": (1, timedelta(minutes=5)), "morning_call": None}
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")

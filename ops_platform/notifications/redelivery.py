@@ -8,7 +8,7 @@ interface, which NotifierResource implements with `dead_job_notice`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -16,10 +16,11 @@ from sqlalchemy import Connection, text
 from ops_platform.framework.controls import COMMS, KILL_SWITCH, read_controls
 from ops_platform.framework.dead_letters import dead_letter
 from ops_platform.notifications.message import Notification, Severity
+from ops_platform.notifications.policy import REDELIVERY
 from ops_platform.outbound.retry import DeliveryError
 from ops_platform.retry_queue.handlers import (
     Deferred, HandlerResources, PermanentError, TransientError, handler, payload_field)
-from ops_platform.retry_queue.queue import DeadJob, enqueue
+from ops_platform.retry_queue.queue import MAX_ATTEMPTS, DeadJob, enqueue
 from ops_platform.settings import ConfigError
 
 REDELIVER = "notification.redeliver"
@@ -40,7 +41,8 @@ WHERE id = :id
 def on_delivery_failure(conn: Connection, notification_id: int, channel: str, error: str, attempts: int,
                         payload: dict, retry_at: datetime | None = None) -> None:
     """A channel gave up on a message after its inline attempts: the retry queue tries again later
-    (5 attempts with backoff, in this transaction so the failure and the retry are recorded together;
+    (5 attempts with backoff, or its type's rule in policy.REDELIVERY; in this transaction so the failure
+    and the retry are recorded together;
     not before `retry_at`, the wait the provider asked for, when given) and dead-letters it when those
     run out. The queue's own dead-job notices are dead-lettered at once:
     retrying them through the channel that is failing could chain notices about notices."""
@@ -48,8 +50,13 @@ def on_delivery_failure(conn: Connection, notification_id: int, channel: str, er
     if str(payload.get("dedup_key", "")).startswith(DEAD_KEY_PREFIX):
         dead_letter(conn, source=f"notify:{channel}", dedup_key=key, error=error, attempts=attempts, payload=payload)
         return
+    rule = REDELIVERY.get(payload.get("type", ""), (MAX_ATTEMPTS, timedelta(0)))
+    if rule is None:  # its sender decides what happens next (the morning call)
+        return
+    tries, wait = rule
+    due = datetime.now(UTC) + wait
     enqueue(conn, REDELIVER, {"notification_id": notification_id, "channel": channel}, dedup_key=key,
-            run_at=retry_at)
+            run_at=max(due, retry_at) if retry_at else due, max_attempts=tries)
 
 
 @handler(REDELIVER)

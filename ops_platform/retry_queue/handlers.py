@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import dagster as dg
 import httpx
 
 from ops_platform.outbound.http import wait_hint
@@ -104,3 +105,26 @@ def http_request(payload: dict[str, Any], resources: HandlerResources) -> None:
         hint = wait_hint(response)
         raise TransientError(f"{where}: HTTP {status}", datetime.now(UTC) + timedelta(seconds=hint) if hint else None)
     raise PermanentError(f"{where}: HTTP {status} (not retried)")
+
+
+RERUN = "job.rerun"
+RETRY_JOB_TAG = "ops/retry_job"  # a run the queue launched: its failure is the queue's attempt
+
+
+@handler(RERUN)
+def rerun_job(payload: dict[str, Any], resources: HandlerResources) -> None:
+    """Seed 003 executeJob: run the failed run's job again, by name, with its config (retry_queue/reruns.py)."""
+    name = payload.get("job_name")
+    if not isinstance(name, str):
+        raise PermanentError("a job.rerun payload needs job_name")
+    # By name, from the code location (definitions.job_named), as each of the run's processes will rebuild it.
+    recon = dg.build_reconstructable_job("ops_platform.definitions", "job_named", reconstructable_args=(name,))
+    try:
+        recon.get_definition()
+    except Exception as err:  # noqa: BLE001 - any lookup failure: the job is gone
+        raise PermanentError(f"no job {name!r} in the code location: {err}") from None
+    tags = {RETRY_JOB_TAG: str(payload.get("run_id")), "ops/rerun_of": str(payload.get("run_id"))}
+    with dg.execute_job(recon, instance=dg.DagsterInstance.get(), run_config=payload.get("run_config") or {},
+                        tags=tags, raise_on_error=False) as result:
+        if not result.success:
+            raise TransientError(f"{name} failed again (run {result.run_id})")

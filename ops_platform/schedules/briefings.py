@@ -19,6 +19,7 @@ from ops_platform.jobs.briefings import (
     morning_call,
     morning_call_job,
 )
+from ops_platform.settings import current, daily_cron
 
 
 def _at_tick(op_name: str, source: str, timezone: str) -> RequestFn:
@@ -30,11 +31,15 @@ def _at_tick(op_name: str, source: str, timezone: str) -> RequestFn:
     return request
 
 
+# Seed 003 jobs.morning_call.time / jobs.daily_digest.time (HH:MM, Central), checked at load; a *_CRON
+# variable, when set, overrides the time.
 morning_call_schedule = gated_schedule(
-    "morning_call_schedule", morning_call_job, "0 6 * * *", env_var="MORNING_CALL_CRON",
+    "morning_call_schedule", morning_call_job, daily_cron(current().morning_call_time),
+    env_var="MORNING_CALL_CRON",
     timezone=CALL_TIMEZONE, gates=NOTIFY_JOB, request=_at_tick(morning_call.name, "morning_call", CALL_TIMEZONE),
-    description="Seed 003 morning call, daily at 06:00 Central.")
+    description="Seed 003 morning call, daily at 06:00 Central (OPS_MORNING_CALL_TIME).")
 daily_digest_schedule = gated_schedule(
-    "daily_digest_schedule", daily_digest_job, "0 8 * * *", env_var="DAILY_DIGEST_CRON",
+    "daily_digest_schedule", daily_digest_job, daily_cron(current().daily_digest_time),
+    env_var="DAILY_DIGEST_CRON",
     timezone=DIGEST_TIMEZONE, gates=NOTIFY_JOB, request=_at_tick(daily_digest.name, "daily_digest", DIGEST_TIMEZONE),
-    description="Seed 003 daily digest, daily at 08:00 Central, ≤ 5 bullets, once a day.")
+    description="Seed 003 daily digest, daily at 08:00 Central (OPS_DAILY_DIGEST_TIME), ≤ 5 bullets, once a day.")

@@ -6,8 +6,10 @@ run_keys and the notifications' dedup keys make that one delivery, and a run req
 crashed daemon is asked for again at the next tick. A watcher that fails is logged, audited and
 reported as a `watcher_broken` incident; the others go on.
 
-Health monitor: database, endpoints, disk, dead letters (monitoring/health.py); one alert run per
-hour when unhealthy. It obeys no control, the kill switch included: it changes no product data, and
+Health monitor: database, the Notion/n8n/HubSpot APIs (sources/health.py), endpoints, disk, dead
+letters (monitoring/health.py); one alert run per hour when unhealthy. When Postgres itself is down it
+alerts through monitoring/db_down.py (a log file and the HTTP channels, no database), hourly, and says
+once when the database is back. It obeys no control, the kill switch included: it changes no product data, and
 the alert it launches goes through the notification policy, which suppresses it under the kill
 switch or with comms off.
 """
@@ -26,11 +28,20 @@ from ops_platform.jobs.notifications import notify_job, notify_requests
 from ops_platform.monitoring.health import check_health, health_endpoints
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
 from ops_platform.monitoring.watchers import WATCHERS, Watcher, run_watchers
-from ops_platform.notifications import Notification, Severity
+from ops_platform.monitoring.db_down import DatabaseDownAlerts
+from ops_platform.monitoring.job_health import check_job_health, overrides_from_settings
+from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.settings import current
+from ops_platform.sources.health import check_sources
+from ops_platform.sources.hubspot import HubSpotSource
+from ops_platform.sources.n8n import N8nSource
+from ops_platform.sources.notion import NotionSource
 
 SENSOR_NAME = "watchers"
 health_endpoints()  # a bad OPS_HEALTH_ENDPOINTS stops the code location loading, with the reason
+# Seed 003 watchers.checkIntervalMinutes (default 5), checked at load.
+WATCH_MINUTES = current().watchers_check_interval_minutes
 
 
 @dataclass(frozen=True)
@@ -60,10 +71,11 @@ def evaluate_watchers(postgres: PostgresResource, now: datetime,
     return WatchTick(notify_requests(SENSOR_NAME, messages, at=now), summary, report.errors)
 
 
-@dg.sensor(name=SENSOR_NAME, job=notify_job, minimum_interval_seconds=300,
+@dg.sensor(name=SENSOR_NAME, job=notify_job, minimum_interval_seconds=60 * WATCH_MINUTES,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Seed 003 watchers (*/5): repeated failures, rate limits ≥80%, API volume ≥200% of baseline, "
-                       "DB latency >1000 ms; one incident per type, subject and hour.")
+           description=f"Seed 003 watchers (every {WATCH_MINUTES} min, OPS_WATCHERS_CHECK_INTERVAL_MINUTES): repeated "
+                       "failures, rate limits ≥80%, API volume ≥200% of baseline, DB latency >1000 ms; one incident "
+                       "per type, subject and hour.")
 def watchers_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
     now = datetime.now(UTC)
     skip = tick_gate(postgres, SENSOR_NAME, WRITE_JOB, at=now)
@@ -77,18 +89,50 @@ def watchers_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResou
 
 
 @dg.sensor(job=notify_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Health monitor: database, external endpoints, disk, dead letters, switches; ignores "
-                       "jobs_enabled; alerts at most hourly; samples DB latency for the watchers.")
-def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+           description="Health monitor: database, Notion/n8n/HubSpot APIs, external endpoints, disk, dead letters, "
+                       "switches; ignores jobs_enabled; alerts at most hourly (without Postgres when it is down); "
+                       "samples DB latency for the watchers.")
+def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResource, notifier: NotifierResource,
+                   notion_source: NotionSource, n8n_source: N8nSource, hubspot_source: HubSpotSource) -> dg.SensorResult:
     problems, report = check_health(postgres)
+    for api in check_sources([notion_source, n8n_source, hubspot_source]):
+        report[f"api {api.source}"] = api.detail
+        if not api.ok:
+            problems.append(f"{api.source} API: {api.detail}")
+    database_down = "db_latency_ms" not in report
+    fallback = DatabaseDownAlerts(current().home, notifier.channels)
+    if database_down:
+        # The notifier keeps its records in Postgres: alert by the path that needs none (hourly).
+        delivered = fallback.down("; ".join(problems))
+        context.log.error("; ".join(problems))
+        said = "alerted without the database" if delivered is not None else "alerted within the hour"
+        return dg.SensorResult(skip_reason=dg.SkipReason(f"UNHEALTHY ({said}): " + "; ".join(problems)))
+    fallback.up()  # after an outage: say once that the database is back
     if not problems:
         return dg.SensorResult(skip_reason=dg.SkipReason(f"healthy: {report}"))
-    if "db_latency_ms" not in report:
-        # Nothing can be recorded or sent through a database we cannot reach: say it in the tick.
-        context.log.error("; ".join(problems))
-        return dg.SensorResult(skip_reason=dg.SkipReason("UNHEALTHY: " + "; ".join(problems)))
     hour = datetime.now(UTC).strftime("%Y-%m-%dT%H")
     alert = Notification(type="health_alert", severity=Severity.WARN, title="System Health Degraded",
                          body="\n".join(problems + [f"{k}: {v}" for k, v in report.items()]),
                          dedup_key=f"health_alert:{hour}")
     return dg.SensorResult(run_requests=notify_requests("health_alert", [alert]))
+
+
+JOB_HEALTH_OVERRIDES = overrides_from_settings()  # a bad OPS_JOB_HEALTH_THRESHOLDS stops the load, naming it
+
+
+@dg.sensor(name="job_health", job=notify_job, minimum_interval_seconds=300,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Seeds 002 and 003 production monitoring, each job its own thresholds: slow runs (> 30 s; seed "
+                       "002: > 2× baseline), failure rate (> 10 %; seed 002: < 95 % success), retry queue > 100, "
+                       "dead letters growing.")
+def job_health(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
+    now = datetime.now(UTC)
+    with postgres.begin() as conn:
+        found = check_job_health(conn, now, JOB_HEALTH_OVERRIDES)
+        open_incidents(conn, found, now)
+        messages = unsent_notifications(conn, found, now)
+    summary = f"{len(found)} job-health incidents hold" + (": " + ", ".join(i.dedup_key(now) for i in found)
+                                                            if found else "")
+    if not messages:
+        return dg.SensorResult(skip_reason=dg.SkipReason(summary))
+    return dg.SensorResult(run_requests=notify_requests("job_health", messages, at=now))

@@ -17,6 +17,7 @@ from ops_platform.framework.guard import tick_gate
 from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.retry_queue import retry_queue_job
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.settings import current
 from ops_platform.retry_queue.queue import pending_work
 
 
@@ -26,8 +27,11 @@ def run_request_for(work: Sequence, at: datetime) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key("retry_queue", seen, at), tags={"ops/retry_jobs": str(len(work))})
 
 
-@dg.sensor(job=retry_queue_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Seed 003 process_retry_queue (every 30 s): ready retry jobs, abandoned claims, "
+CHECK_SECONDS = current().retry_queue_check_interval_seconds  # seed 003 retry_queue.checkIntervalSeconds
+
+
+@dg.sensor(job=retry_queue_job, minimum_interval_seconds=CHECK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
+           description=f"Seed 003 process_retry_queue (every {CHECK_SECONDS} s, OPS_RETRY_QUEUE_CHECK_INTERVAL_SECONDS): ready retry jobs, abandoned claims, "
                        "dead jobs not yet notified.")
 def retry_queue_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
     now = datetime.now(UTC)

@@ -6,6 +6,8 @@
   run retries start it again and its concurrency slots are freed (runs/workers.py).
 - job_failure_streaks: an incident when a job's last 3 finished runs failed, refusals aside
   (seed 003 "alert if 3+ consecutive failures"; runs/streaks.py).
+- after_job_execution: seed 003 afterJobExecution, a retryable failure goes to the retry queue, which reruns
+  the job; the error category decides (retry_queue/reruns.py).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from ops_platform.framework.audit import record
+from ops_platform.framework.error_categories import AUTH, HANDLING, categorize
 from ops_platform.framework.guard import REFUSED_BY
 from ops_platform.jobs.notifications import notify_job, notify_requests
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
 from ops_platform.notifications import Severity
 from ops_platform.resources.postgres import PostgresResource
+from ops_platform.retry_queue.reruns import enqueue_rerun, queue_owns
 from ops_platform.runs.audit import current_run, error_chain, record_outcome
 from ops_platform.runs.streaks import STREAK, failure_streak
 from ops_platform.runs.workers import fail_dead_run_workers
@@ -87,3 +92,40 @@ def job_failure_streaks(context: dg.RunFailureSensorContext, postgres: PostgresR
         messages = unsent_notifications(conn, [incident], at)
     context.log.warning(f"{run.job_name}: {STREAK} consecutive failures; incident {incident.dedup_key(at)}")
     return dg.SensorResult(run_requests=notify_requests("job_failing", messages)) if messages else None
+
+
+def _error_classes(error) -> list[str]:
+    names = []
+    while error is not None:
+        names.append(error.cls_name or "")
+        error = error.cause
+    return names
+
+
+@dg.run_failure_sensor(name="after_job_execution", request_job=notify_job,
+                       default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Seed 003 afterJobExecution: a failed run whose error is retryable goes to the retry "
+                                   "queue (rerun with backoff); auth errors alert at once; validation errors are logged.")
+def after_job_execution(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> dg.SensorResult | None:
+    run = current_run(context, dg.DagsterRunStatus.FAILURE)
+    if run is None or queue_owns(run.tags) or run.job_name.startswith("__"):
+        return None
+    failures = [e.step_failure_data for e in context.get_step_failure_events()]
+    classes = [name for f in failures for name in _error_classes(f.error)]
+    message = "; ".join(error_chain(f.error) for f in failures if f.error) or (context.failure_event.message or "")
+    metadata = {k: getattr(v, "value", v) for f in failures if f.user_failure_data
+                for k, v in f.user_failure_data.metadata.items()}
+    category = categorize(classes, message, metadata)
+    now = datetime.now(UTC)
+    with postgres.begin() as conn:
+        queued = enqueue_rerun(conn, run.job_name, run.run_id, category, run.run_config or {})
+        record(conn, action=run.job_name, action_type="system", run_id=None, success=False, error=message[:1000],
+               output={"after_job_execution": category, "run_id": run.run_id, "retry_job": queued})
+        if category != AUTH:
+            return None
+        incident = Incident("job_auth_failed", run.job_name, Severity(HANDLING[AUTH].severity),
+                            f"{run.job_name}: credentials refused", f"Run {run.run_id} failed: {message[:800]} "
+                            "Not retried: fix the credentials.")
+        open_incidents(conn, [incident], now)
+        messages = unsent_notifications(conn, [incident], now)
+    return dg.SensorResult(run_requests=notify_requests("job_auth_failed", messages)) if messages else None
