@@ -19,6 +19,7 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from sqlalchemy import text
 
 from ops_platform.assets.campaigns import DAILY_SCORES, HOURLY
+from ops_platform.assets.finops import COST_DAYS
 from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS
 from ops_platform.resources.postgres import PostgresResource
 
@@ -89,8 +90,6 @@ def data_sync(path: dict, body: dict, postgres: PostgresResource, now: datetime)
 
 def cost_aggregation(path: dict, body: dict, postgres: PostgresResource, now: datetime) -> Launch:
     """FinOps cost aggregation: {"date": "YYYY-MM-DD"} (default yesterday)."""
-    from ops_platform.assets.finops import COST_DAYS
-
     return Launch("cost_aggregation_job", _partition(COST_DAYS, body.get("date"), now - timedelta(days=1), "date"))
 
 
