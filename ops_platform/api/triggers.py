@@ -1,4 +1,4 @@
-"""Manual triggers (seed 004 "Manual Triggers", seed 001's POST /api/cron/cleanup): each launches one Dagster
+"""Manual triggers (seed 004 "Manual Triggers", seed 001's POST /api/cron/cleanup, seed 000's cleanup-expired-orgs): each launches one Dagster
 run through the webserver's GraphQL API (`DagsterGraphQLClient`), as the UI would, and returns its run id.
 
 A trigger plans its run from the request (which partition, which config) and checks what it can before
@@ -53,7 +53,6 @@ class Trigger:
     path: str  # Starlette route path
     secret: str  # "api" (OPS_API_TOKEN) or "cron" (CRON_SECRET)
     plan: Plan
-    what: str  # one line for the README and the 404 list
 
 
 def _partition(partitions: dg.TimeWindowPartitionsDefinition, given: Any, default_at: datetime, what: str) -> str:
@@ -98,12 +97,18 @@ def cron_cleanup(path: dict, body: dict, postgres: PostgresResource, now: dateti
     return Launch("log_retention_job")
 
 
+def guest_cleanup(path: dict, body: dict, postgres: PostgresResource, now: datetime) -> Launch:
+    """Seed 000's `/api/cron/cleanup-expired-orgs`: the guest organisation cleanup, now."""
+    return Launch("guest_cleanup_job")
+
+
 TRIGGERS = [
-    Trigger("/v1/impact-calculator/recalculate", "api", vis, "VIS recalculation → vis_job"),
-    Trigger("/v1/campaigns/{campaign_id}/snapshot", "api", campaign_snapshot, "campaign snapshot → campaign_metrics_job"),
-    Trigger("/v1/analytics/sync", "api", data_sync, "data sync → warehouse_sync_job"),
-    Trigger("/v1/analytics/finops/aggregate", "api", cost_aggregation, "cost aggregation → cost_aggregation_job"),
-    Trigger("/api/cron/cleanup", "cron", cron_cleanup, "seed 001 cleanup → log_retention_job"),
+    Trigger("/v1/impact-calculator/recalculate", "api", vis),
+    Trigger("/v1/campaigns/{campaign_id}/snapshot", "api", campaign_snapshot),
+    Trigger("/v1/analytics/sync", "api", data_sync),
+    Trigger("/v1/analytics/finops/aggregate", "api", cost_aggregation),
+    Trigger("/api/cron/cleanup", "cron", cron_cleanup),
+    Trigger("/api/cron/cleanup-expired-orgs", "cron", guest_cleanup),
 ]
 
 
