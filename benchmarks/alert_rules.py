@@ -21,14 +21,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import psycopg
+from scratch import scratch_platform
 from sqlalchemy import text
 
-from ops_platform.alerts.evaluate import AGGREGATIONS, OPERATORS
-from ops_platform.alerts.metrics import metric_rows_sql
+from ops_platform.canvas_alerts.evaluate import AGGREGATIONS, OPERATORS
+from ops_platform.canvas_alerts.metrics import metric_rows_sql
 from ops_platform.demo.generate import _copy
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sensors.canvas_alerts import alert_tick
-from scratch import scratch_platform
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 METRICS = {"errors": (3, 2), "signups": (5, 2), "revenue": (100, 30), "latency_ms": (250, 60), "active_users": (40, 10)}

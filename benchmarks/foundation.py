@@ -15,12 +15,12 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
+from scratch import scratch_platform
 from sqlalchemy import text
 
-from ops_platform.assets.agent_stats import REFRESH_SQL
+from ops_platform.assets.agent_builds import REFRESH_SQL
 from ops_platform.demo import generate as demo
 from ops_platform.resources.postgres import PostgresResource
-from scratch import scratch_platform
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

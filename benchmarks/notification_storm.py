@@ -21,12 +21,12 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+from scratch import scratch_platform
 
-from ops_platform.jobs.notify import notify_job, notify_requests
+from ops_platform.jobs.notifications import notify_job, notify_requests
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.notifications.channels import SIGNATURE_HEADER, verify
 from ops_platform.notifications.transports import ChannelsResource
-from scratch import scratch_platform
 
 SECRET = "storm-benchmark-secret"
 

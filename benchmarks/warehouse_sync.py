@@ -26,13 +26,12 @@ import subprocess
 import sys
 import time
 
+from scratch import scratch_platform
 from sqlalchemy import text
 
 from ops_platform.embedded import chdb_url
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WarehouseResource
-from scratch import scratch_platform
-
 
 CREATE = """
 CREATE TABLE wide_events (

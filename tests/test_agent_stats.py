@@ -6,7 +6,7 @@ from decimal import Decimal
 import dagster as dg
 from helpers import sql
 
-from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.agent_builds import agent_stats_cache
 from ops_platform.demo.generate import generate
 
 # Written differently on purpose: correlated subqueries per agent, the seed's loop in SQL.

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from helpers import sql
 
-from ops_platform.assets.agent_stats import agent_stats_cache
-from ops_platform.assets.warehouse import WAREHOUSE_ASSETS
+from ops_platform.assets.agent_builds import agent_stats_cache
+from ops_platform.assets.sync import WAREHOUSE_ASSETS
 from ops_platform.definitions import defs
 from ops_platform.demo.generate import generate
 from ops_platform.framework.asset_pages import COLUMN_SCHEMA, GROUP_OWNERS, ROW_COUNT, TABLE_NAME

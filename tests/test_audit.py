@@ -5,9 +5,10 @@ from types import SimpleNamespace
 import dagster as dg
 from helpers import sql
 
-from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.agent_builds import agent_stats_cache
 from ops_platform.framework.controls import set_controls
-from ops_platform.sensors.audit import audit_run_failure, audit_run_success, error_chain
+from ops_platform.runs.audit import error_chain
+from ops_platform.sensors.runs import audit_run_failure, audit_run_success
 
 
 def test_a_successful_run_is_audited_once_with_its_summary(postgres, instance):

@@ -11,8 +11,15 @@ import pytest
 from helpers import Receiver, sql
 from sqlalchemy import text
 
-from ops_platform.alerts.evaluate import AGGREGATIONS, EVALUATE_SQL, OPERATORS, SEVERITIES, evaluate_rules, rule_params
-from ops_platform.alerts.metrics import domain_series_sql
+from ops_platform.canvas_alerts.evaluate import (
+    AGGREGATIONS,
+    EVALUATE_SQL,
+    OPERATORS,
+    SEVERITIES,
+    evaluate_rules,
+    rule_params,
+)
+from ops_platform.canvas_alerts.metrics import domain_series_sql
 from ops_platform.demo.alerts import generate_alerts
 from ops_platform.framework.controls import set_controls
 from ops_platform.jobs.canvas_alerts import canvas_alerts_job, fire_alerts

@@ -4,15 +4,15 @@ Telegram, Twilio and a Resend-shaped email API, and a real SMTP server (aiosmtpd
 from __future__ import annotations
 
 import base64
-from email import message_from_bytes, policy
-from email.utils import formatdate
-from email.message import EmailMessage
 import json
 import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import formatdate
 from urllib.parse import parse_qs
 
 import dagster as dg

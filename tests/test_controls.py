@@ -6,16 +6,15 @@ import dagster as dg
 import pytest
 from helpers import sql
 
-from ops_platform.assets.agent_stats import agent_stats_cache
+from ops_platform.assets.agent_builds import agent_stats_cache
 from ops_platform.definitions import defs
 from ops_platform.framework.controls import Controls, set_controls
-from ops_platform.schedules import SCHEDULES
-from ops_platform.sensors.health import health_monitor
-from ops_platform.sensors.stalled_builds import stalled_builds_sensor
+from ops_platform.sensors.agent_builds import stalled_builds_sensor
+from ops_platform.sensors.monitoring import health_monitor
 
 
 def schedule(name):
-    return next(s for s in SCHEDULES if s.name == name)
+    return defs.resolve_schedule_def(name)
 
 
 def flip(postgres, **changes):

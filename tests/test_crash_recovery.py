@@ -30,10 +30,9 @@ from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.events import events_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL
-from ops_platform.sensors.audit import audit_run_failure, audit_run_success
-from ops_platform.sensors.dead_run_workers import dead_run_workers, process_running, worker_pid
-from ops_platform.sensors.events_outbox import events_outbox_sensor
-from ops_platform.sensors.run_failures import job_failure_streaks
+from ops_platform.runs.workers import process_running, worker_pid
+from ops_platform.sensors.events import events_outbox_sensor
+from ops_platform.sensors.runs import audit_run_failure, audit_run_success, dead_run_workers, job_failure_streaks
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
@@ -113,7 +112,8 @@ def launch_runs(instance, env, home, config, count: int) -> tuple[str, set[str]]
     for launcher in [launch(env, home, run_id, config) for run_id in runs]:
         assert launcher.wait(timeout=60) == 0, launcher.stderr.read()
     [holder] = wait_for(lambda: slot_holders(instance) & runs, "a run to take the warehouse slot", timeout=45)
-    wait_for(lambda: all(status(instance, r) == dg.DagsterRunStatus.STARTED for r in runs), "every run to start")
+    wait_for(lambda: all(status(instance, r) == dg.DagsterRunStatus.STARTED for r in runs), "every run to start",
+             timeout=90)  # run workers start slowly on a loaded 2-core machine
     return holder, runs - {holder}
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from ops_platform.schedules import agent_stats_job
 from ops_platform.definitions import defs
+from ops_platform.jobs.agent_builds import agent_stats_job
 
 ROOT = Path(__file__).parent.parent
 

@@ -7,14 +7,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from helpers import LocalServer, in_one_window, sql
 
-from ops_platform.digests import daily
-from ops_platform.digests.cron import next_after
-from ops_platform.digests.cron_rows import DIGESTS, Due, deliver_due, due_sensor_result
+from ops_platform.briefings import daily_digest as daily
+from ops_platform.briefings.morning_call import MAX_WORDS, spoken_seconds
 from ops_platform.framework.controls import NOTIFY_JOB, set_controls
-from ops_platform.digests.morning_call import MAX_WORDS, spoken_seconds
-from ops_platform.jobs.daily_digest import daily_digest_job, send_daily_digest
+from ops_platform.framework.cron import next_after
+from ops_platform.framework.cron_rows import DIGESTS, Due, deliver_due, due_sensor_result
+from ops_platform.jobs.briefings import daily_digest_job, place_morning_call, send_daily_digest
 from ops_platform.jobs.digests import digest_message, digests_job
-from ops_platform.jobs.morning_call import place_morning_call
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.sensors.digests import digests_sensor
@@ -355,9 +354,9 @@ def test_morning_call_that_goes_through_sends_no_text(postgres):
 
 
 def test_daily_schedules_pass_their_tick_and_key_the_run_by_local_date(postgres, instance):
-    from ops_platform.schedules.daily import DAILY_SCHEDULES
+    from ops_platform.schedules.briefings import daily_digest_schedule, morning_call_schedule
 
-    schedules = {s.name: s for s in DAILY_SCHEDULES}
+    schedules = {s.name: s for s in (daily_digest_schedule, morning_call_schedule)}
     assert (schedules["daily_digest_schedule"].cron_schedule, schedules["daily_digest_schedule"].execution_timezone) \
         == ("0 8 * * *", "America/Chicago")
     assert schedules["morning_call_schedule"].cron_schedule == "0 6 * * *"

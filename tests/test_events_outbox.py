@@ -26,7 +26,7 @@ from ops_platform.jobs.events import EventsConfig, dispatch_table, events_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.retry_queue.queue import process_ready
-from ops_platform.sensors.events_outbox import events_outbox_sensor, parse_cursor
+from ops_platform.sensors.events import events_outbox_sensor, parse_cursor
 
 SECRET = "webhook-row-secret-0123456789"
 FAST = {"webhook_backoff_seconds": 0.01}

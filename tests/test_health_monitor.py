@@ -7,7 +7,8 @@ from endpoints import Endpoints, closed_port_url
 from helpers import sql
 
 from ops_platform.framework.controls import set_controls
-from ops_platform.sensors.health import ENDPOINTS_VAR, health_endpoints, health_monitor
+from ops_platform.monitoring.health import ENDPOINTS_VAR, health_endpoints
+from ops_platform.sensors.monitoring import health_monitor
 from ops_platform.settings import ConfigError
 
 

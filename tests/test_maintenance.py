@@ -14,8 +14,8 @@ from ops_platform.jobs.maintenance import (
     execution_compaction_job,
     log_retention_job,
 )
+from ops_platform.maintenance.archive import EXECUTIONS, ArchiveMismatch, move_to_warehouse
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.sync.archive import EXECUTIONS, ArchiveMismatch, move_to_warehouse
 from ops_platform.sync.engine import copy_into
 
 

@@ -8,12 +8,12 @@ import pytest
 from helpers import Receiver, in_one_window, sql
 
 from ops_platform.framework.controls import set_controls
-from ops_platform.jobs.notify import notify_job, notify_requests
+from ops_platform.jobs.notifications import notify_job, notify_requests
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.notifications.policy import parse_rate_limits
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.resources.from_env import build_resources
-from ops_platform.sensors.held_notifications import held_notifications_sensor
+from ops_platform.sensors.notifications import held_notifications_sensor
 from ops_platform.settings import ConfigError
 
 SECRET = "policy-secret"

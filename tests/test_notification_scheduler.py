@@ -7,13 +7,13 @@ import dagster as dg
 import pytest
 from helpers import Receiver, in_one_window, sql
 
-from ops_platform.digests.cron import ScheduleError, next_after
-from ops_platform.digests.cron_rows import SCHEDULED, Due, deliver_due, scan
 from ops_platform.framework.controls import set_controls
-from ops_platform.jobs.scheduled_notifications import scheduled_message, scheduled_notifications_job
+from ops_platform.framework.cron import ScheduleError, next_after
+from ops_platform.framework.cron_rows import SCHEDULED, Due, deliver_due, scan
+from ops_platform.jobs.notifications import scheduled_message, scheduled_notifications_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.notifications.transports import ChannelsResource
-from ops_platform.sensors.scheduled_notifications import scheduled_notifications_sensor
+from ops_platform.sensors.notifications import scheduled_notifications_sensor
 
 SECRET = "scheduler-secret"
 CHICAGO = ZoneInfo("America/Chicago")

@@ -6,10 +6,10 @@ from helpers import HOUR_SECONDS, in_one_window, sql
 
 from ops_platform.framework.controls import READ_JOB, gate_tags, set_controls
 from ops_platform.framework.guard import guard_run
-from ops_platform.jobs.notify import notify_job
+from ops_platform.jobs.notifications import notify_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.sensors.run_failures import job_failure_streaks
+from ops_platform.sensors.runs import job_failure_streaks
 
 
 class OutcomeConfig(dg.Config):

@@ -3,9 +3,10 @@
 import dagster as dg
 from helpers import HOUR_SECONDS, in_one_window, sql
 
-from ops_platform.jobs.stalled_builds import STALLED_ERROR, stalled_builds_job
+from ops_platform.agent_builds.stalled_builds import STALLED_ERROR
+from ops_platform.jobs.agent_builds import stalled_builds_job
 from ops_platform.notifications import NotifierResource
-from ops_platform.sensors.stalled_builds import stalled_builds_sensor
+from ops_platform.sensors.agent_builds import stalled_builds_sensor
 
 
 def evaluate(postgres, instance):

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 import dagster as dg
 from helpers import sql
 
-from ops_platform.assets.warehouse import WAREHOUSE_ASSETS
+from ops_platform.assets.sync import WAREHOUSE_ASSETS
 from ops_platform.demo.generate import generate
 from ops_platform.notifications import NotifierResource
-from ops_platform.sensors.warehouse_backfills import warehouse_backfill_sensor
+from ops_platform.sensors.sync import warehouse_backfill_sensor
 from ops_platform.sync import engine
 from ops_platform.sync.spec import SyncedTable
 

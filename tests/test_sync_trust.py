@@ -9,7 +9,7 @@ import pytest
 from helpers import sql
 from sqlalchemy import text
 
-from ops_platform.assets.warehouse import REJECTS_CHECK, WAREHOUSE_ASSETS
+from ops_platform.assets.sync import REJECTS_CHECK, WAREHOUSE_ASSETS
 from ops_platform.notifications import NotifierResource
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.sync import engine

@@ -10,11 +10,11 @@ from endpoints import Endpoints, closed_port_url
 from helpers import sql
 
 from ops_platform.framework.controls import set_controls
-from ops_platform.jobs.synthetics import raise_failure_incidents, synthetics_job
+from ops_platform.jobs.monitoring import raise_failure_incidents, synthetics_job
 from ops_platform.monitoring.probes import ProbeResult
 from ops_platform.monitoring.synthetics import CHECKS_VAR, checks_from_env
 from ops_platform.notifications import NotifierResource
-from ops_platform.schedules.synthetics import build_synthetics_schedule
+from ops_platform.schedules.monitoring import build_synthetics_schedule
 from ops_platform.settings import ConfigError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from ops_platform.assets.warehouse import WAREHOUSE_ASSETS
+from ops_platform.assets.sync import WAREHOUSE_ASSETS
 from ops_platform.resources.warehouse import WAITING_MESSAGE, WAREHOUSE_POOL, WarehouseResource
 
 WRITER = """

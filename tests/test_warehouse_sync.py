@@ -7,7 +7,7 @@ import pytest
 from helpers import sql
 from sqlalchemy import text
 
-from ops_platform.assets.warehouse import WAREHOUSE_ASSETS, parity_postgres, parity_warehouse
+from ops_platform.assets.sync import WAREHOUSE_ASSETS, parity_postgres, parity_warehouse
 from ops_platform.demo.generate import generate
 from ops_platform.notifications import NotifierResource
 from ops_platform.resources.postgres import PostgresResource

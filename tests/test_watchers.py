@@ -8,11 +8,11 @@ import pytest
 from helpers import in_one_window, sql
 
 from ops_platform.framework.controls import set_controls
-from ops_platform.jobs.notify import notify_job
+from ops_platform.jobs.notifications import notify_job
 from ops_platform.monitoring.api_usage import ApiCall, record_api_calls, record_rate_limit
 from ops_platform.monitoring.watchers import API_VOLUME, DB_LATENCY, RATE_LIMIT, REPEATED_FAILURES, run_watchers
 from ops_platform.notifications import NotifierResource
-from ops_platform.sensors.watchers import evaluate_watchers, watchers_sensor
+from ops_platform.sensors.monitoring import evaluate_watchers, watchers_sensor
 
 NOW = datetime(2026, 5, 4, 12, 30, tzinfo=UTC)
 

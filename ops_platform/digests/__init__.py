@@ -1,2 +1,1 @@
-"""Messages on a clock: canvas digests (seed 000), scheduled notifications (seed 004), and seed 003's
-daily digest and morning call. Cron rows live in Postgres; each due time is delivered once."""
+"""Canvas digests (seed 000): each digest row's own cron says when it is due; its `include` says what it holds."""

@@ -1,4 +1,5 @@
-"""Seed 004 campaign jobs: auto-transition (hourly) and AI budget reset (daily and monthly budgets)."""
+"""Seed 004 campaign jobs: the asset jobs of usage, metrics, VIS and the cache warmer; auto-transition (hourly),
+the manual status change, and the AI budget reset (daily and monthly budgets)."""
 
 import json
 from datetime import UTC, datetime
@@ -6,11 +7,21 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy import text
 
+from ops_platform.assets.agent_builds import agent_stats_cache, build_stats
+from ops_platform.assets.campaigns import campaign_metrics_hourly, credit_usage, seat_usage, vis_scores
 from ops_platform.campaigns.lifecycle import Campaign, manual_step, transitions
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.resources.postgres import PostgresResource
+
+seat_usage_job = dg.define_asset_job("seat_usage_job", selection=[seat_usage], description="Seed 004 seat usage.")
+credit_usage_job = dg.define_asset_job("credit_usage_job", selection=[credit_usage], description="Seed 004 credit usage.")
+campaign_metrics_job = dg.define_asset_job("campaign_metrics_job", selection=[campaign_metrics_hourly],
+                                           description="Seed 004 hourly campaign metric snapshots (ClickHouse).")
+vis_job = dg.define_asset_job("vis_job", selection=[vis_scores], description="Seed 004 VIS score recalculation.")
+cache_warmer_job = dg.define_asset_job("cache_warmer_job", selection=[agent_stats_cache, build_stats, seat_usage, credit_usage],
+                                       description="Seed 004 cache warmer: the dashboard caches, fresh before business hours.")
 
 CANDIDATES_SQL = text("""
 SELECT c.id, c.status, c.starts_on, c.ends_on, c.seat_capacity, c.credit_budget,
@@ -121,6 +132,3 @@ def reset_ai_budgets(context: dg.OpExecutionContext, postgres: PostgresResource)
 @dg.job(description="Seed 004 (q2q-ai budget enforcer): resets daily and monthly AI budgets, history kept.")
 def ai_budget_reset_job():
     reset_ai_budgets()
-
-
-CAMPAIGN_JOBS = [auto_transition_job, ai_budget_reset_job, set_campaign_status_job]

@@ -6,11 +6,11 @@ import dagster as dg
 
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
-from ops_platform.framework.retention import POLICIES, apply_in_postgres, log_result
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
+from ops_platform.maintenance.archive import EXECUTIONS, move_to_warehouse
+from ops_platform.maintenance.retention import POLICIES, apply_in_postgres, log_result
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
-from ops_platform.sync.archive import EXECUTIONS, move_to_warehouse
 
 
 def retention_job(name: str, tables: list[str], description: str) -> dg.JobDefinition:
@@ -63,4 +63,3 @@ archive_cleanup_job = retention_job(
     "archive_cleanup_job", ["audit_log", "retry_jobs", "incidents"],
     "Seed 003 cleanup_old_data, archive never delete: audit > 365 d, completed retry jobs > 30 d, "
     "resolved incidents > 90 d.")
-MAINTENANCE_JOBS = [activity_cleanup_job, log_retention_job, archive_cleanup_job, execution_compaction_job]

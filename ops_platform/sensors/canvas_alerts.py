@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ops_platform.alerts.evaluate import Evaluation, evaluate_rules
+from ops_platform.canvas_alerts.evaluate import Evaluation, evaluate_rules
 from ops_platform.framework.controls import NOTIFY_JOB
 from ops_platform.framework.guard import tick_gate
 from ops_platform.framework.run_keys import batches, run_key

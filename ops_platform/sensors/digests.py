@@ -7,8 +7,8 @@ the same run; the run records the due time under a unique key and moves next_sen
 import dagster as dg
 
 from ops_platform.digests.content import parse_include
-from ops_platform.digests.cron_rows import DIGESTS, due_sensor_result
 from ops_platform.framework.controls import NOTIFY_JOB
+from ops_platform.framework.cron_rows import DIGESTS, due_sensor_result
 from ops_platform.jobs.digests import digests_job, send_digests
 from ops_platform.resources.postgres import PostgresResource
 

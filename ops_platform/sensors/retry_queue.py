@@ -19,6 +19,7 @@ from ops_platform.jobs.retry_queue import retry_queue_job
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.retry_queue.queue import pending_work
 
+
 def run_request_for(work: Sequence, at: datetime) -> dg.RunRequest:
     """`work`: (id, attempts, status) rows from `pending_work`."""
     seen = (f"{w.id}:{w.attempts}:{w.status}" for w in sorted(work, key=lambda w: w.id))

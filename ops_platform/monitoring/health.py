@@ -1,4 +1,4 @@
-"""Health monitor (seed 003, every 5 minutes): runs even when jobs are disabled, alerts at most hourly.
+"""What the health monitor (seed 003) checks: it runs even when jobs are disabled.
 
 It checks the database (reachable, answer time), the external endpoints of OPS_HEALTH_ENDPOINTS
 (comma-separated URLs, GET, any answer below 400 is healthy), the disk under the data directory and
@@ -14,15 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from datetime import UTC, datetime
 
-import dagster as dg
 from sqlalchemy import text
 
 from ops_platform.framework.controls import read_controls
-from ops_platform.jobs.notify import notify_job, notify_requests
 from ops_platform.monitoring.probes import Probe, probe_all, safe_url
-from ops_platform.notifications import Notification, Severity
 from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
 from ops_platform.settings import ConfigError, ops_home
 
@@ -30,6 +26,10 @@ DB_SLOW_MS = 1000
 DISK_ALERT_PERCENT = 90
 ENDPOINTS_VAR = "OPS_HEALTH_ENDPOINTS"
 ENDPOINT_TIMEOUT_SECONDS = 5.0
+
+DEAD_LETTERS_SQL = text("SELECT count(*), count(*) FILTER (WHERE created_at > now() - interval '1 hour') "
+                        "FROM dead_letters WHERE resolved_at IS NULL")
+LATENCY_SAMPLE_SQL = text("INSERT INTO db_latency_samples (latency_ms) VALUES (:ms)")
 
 
 def health_endpoints() -> list[Probe]:
@@ -61,11 +61,9 @@ def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_AL
         with postgres.begin() as conn:
             conn.execute(text("SELECT 1"))
             controls = read_controls(conn)
-            open_letters, new_letters = conn.execute(text(
-                "SELECT count(*), count(*) FILTER (WHERE created_at > now() - interval '1 hour') "
-                "FROM dead_letters WHERE resolved_at IS NULL")).one()
+            open_letters, new_letters = conn.execute(DEAD_LETTERS_SQL).one()
             latency_ms = round((time.perf_counter() - started) * 1000, 1)
-            conn.execute(text("INSERT INTO db_latency_samples (latency_ms) VALUES (:ms)"), {"ms": latency_ms})
+            conn.execute(LATENCY_SAMPLE_SQL, {"ms": latency_ms})
         report |= {"db_latency_ms": latency_ms, "kill_switch": controls.kill_switch,
                    "jobs_enabled": controls.jobs_enabled, "open_dead_letters": open_letters}
         if latency_ms > DB_SLOW_MS:
@@ -83,21 +81,3 @@ def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_AL
         problems.append(f"disk {used}% used (alert at {disk_alert_percent}%)")
     endpoint_problems, endpoint_report = check_endpoints(health_endpoints() if endpoints is None else endpoints)
     return problems + endpoint_problems, report | endpoint_report
-
-
-@dg.sensor(job=notify_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Health monitor: database, external endpoints, disk, dead letters, switches; ignores "
-                       "jobs_enabled; alerts at most hourly; samples DB latency for the watchers.")
-def health_monitor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
-    problems, report = check_health(postgres)
-    if not problems:
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"healthy: {report}"))
-    if "db_latency_ms" not in report:
-        # Nothing can be recorded or sent through a database we cannot reach: say it in the tick.
-        context.log.error("; ".join(problems))
-        return dg.SensorResult(skip_reason=dg.SkipReason("UNHEALTHY: " + "; ".join(problems)))
-    hour = datetime.now(UTC).strftime("%Y-%m-%dT%H")
-    alert = Notification(type="health_alert", severity=Severity.WARN, title="System Health Degraded",
-                         body="\n".join(problems + [f"{k}: {v}" for k, v in report.items()]),
-                         dedup_key=f"health_alert:{hour}")
-    return dg.SensorResult(run_requests=notify_requests("health_alert", [alert]))

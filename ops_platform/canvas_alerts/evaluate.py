@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from ops_platform.alerts.metrics import DOMAIN_METRICS, POINTS_PREFIX, domain_series_sql, known_metrics_text
+from ops_platform.canvas_alerts.metrics import DOMAIN_METRICS, POINTS_PREFIX, domain_series_sql, known_metrics_text
 
 AGGREGATIONS = ("avg", "sum", "min", "max", "count", "last")
 OPERATORS = (">", ">=", "<", "<=", "=", "!=")

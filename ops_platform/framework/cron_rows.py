@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import Connection, text
 
-from ops_platform.digests.cron import next_after, validate
+from ops_platform.framework.cron import next_after, validate
 from ops_platform.framework.guard import tick_gate
 from ops_platform.framework.run_keys import batches, run_key
 from ops_platform.notifications import Notification, NotifierResource

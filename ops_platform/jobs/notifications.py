@@ -3,18 +3,25 @@
 Many notifications do not mean many runs: `notify_requests` cuts messages into batches, each one
 run whose run_key is made from its dedup keys (and the retry window), so a sensor that sees the same
 messages again asks for the same runs and Dagster launches each once.
+
+The notification scheduler of seed 004 (a cron and time zone per row) launches
+`scheduled_notifications_job`: each due time of a row is sent once.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
+from sqlalchemy import Connection
 
-from ops_platform.framework.controls import ALWAYS_RUNS, COMMS, KILL_SWITCH, gate_tags
+from ops_platform.framework.controls import ALWAYS_RUNS, COMMS, KILL_SWITCH, NOTIFY_JOB, gate_tags
+from ops_platform.framework.cron_rows import SCHEDULED, Due, DueBatchConfig, deliver_batch
 from ops_platform.framework.guard import guard_run
-from ops_platform.framework.run_keys import batches, run_key
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
+from ops_platform.framework.run_keys import batches, run_key
 from ops_platform.notifications import Notification, NotifierResource, Severity
+from ops_platform.resources.postgres import PostgresResource
 
 BATCH_SIZE = 500
 
@@ -86,3 +93,24 @@ def release_held_notifications(context: dg.OpExecutionContext, notifier: Notifie
         description="Delivers the messages quiet hours held back, once quiet hours are over.")
 def release_held_job():
     release_held_notifications()
+
+
+def scheduled_message(conn: Connection, row: Mapping[str, Any], due: Due) -> Notification:
+    return Notification(
+        type=row["type"], severity=Severity(row["severity"]), title=row["title"], body=row["body"],
+        dedup_key=f"scheduled:{due.key}", meta={"schedule_id": row["id"], "due_at": due.due_at.isoformat()},
+        channels=tuple(row["channels"]) or None, recipients=tuple(row["recipients"]),
+    )
+
+
+@dg.op(tags=gate_tags(NOTIFY_JOB), retry_policy=DEFAULT_RETRY_POLICY)
+def fire_scheduled_notifications(context: dg.OpExecutionContext, config: DueBatchConfig, postgres: PostgresResource,
+                                 notifier: NotifierResource) -> dg.Output:
+    guard_run(context, postgres)
+    return deliver_batch(context, postgres, notifier, SCHEDULED, config, scheduled_message)
+
+
+@dg.job(tags={"ops/kind": "notification"},
+        description="Sends due scheduled notifications (seed 004), once per due time; missed times collapse into one.")
+def scheduled_notifications_job():
+    fire_scheduled_notifications()

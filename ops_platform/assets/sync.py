@@ -13,7 +13,6 @@ from typing import Literal
 
 import dagster as dg
 from pydantic import Field
-from sqlalchemy import text
 
 from ops_platform.framework.asset_pages import asset_page, columns, fresh_within, observed_schema, row_count
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
@@ -23,6 +22,7 @@ from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from ops_platform.sync import engine, evolve
+from ops_platform.sync.parity import parity_postgres, parity_warehouse, stored_rows
 from ops_platform.sync.rejects import open_rejects
 from ops_platform.sync.spec import SYNCED_TABLES, SyncedTable
 from ops_platform.sync.types import SCALARS, UnsupportedType
@@ -160,14 +160,6 @@ def _rejects_check(context, table: SyncedTable, postgres: PostgresResource, noti
                                metadata={"held_back_rows": count, "oldest": "\n".join(listed)})
 
 
-def stored_rows(ch, table: str) -> int:
-    """`dagster/row_count` of a synced table: the rows of its active parts in `system.parts`, free to
-    read. Rows not yet merged away (older versions, tombstones) count too, so it is an upper bound of
-    `count() FINAL`, which would read the whole table."""
-    return int(ch.query("SELECT sum(rows) FROM system.parts WHERE database = currentDatabase() "
-                        "AND table = {t:String} AND active", parameters={"t": table}).result_rows[0][0] or 0)
-
-
 def parity_check(table: SyncedTable, postgres: PostgresResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     pg_count, pg_sum = parity_postgres(table, postgres)
     ch_count, ch_sum = parity_warehouse(table, warehouse)
@@ -176,23 +168,6 @@ def parity_check(table: SyncedTable, postgres: PostgresResource, warehouse: Ware
         metadata={"postgres_rows": pg_count, "warehouse_rows": ch_count,
                   "postgres_checksum": str(pg_sum), "warehouse_checksum": str(ch_sum)},
     )
-
-
-def parity_postgres(table: SyncedTable, postgres: PostgresResource) -> tuple[int, int]:
-    version = table.version_expression()
-    with postgres.begin() as conn:
-        row = conn.execute(
-            text(f"SELECT count(*), coalesce(sum(({table.key} * 1000003 + {version}) % 1000000007), 0) FROM {table.name}")
-        ).one()
-    return int(row[0]), int(row[1])
-
-
-def parity_warehouse(table: SyncedTable, warehouse: WarehouseResource) -> tuple[int, int]:
-    with warehouse.client() as ch:
-        row = ch.query(
-            f"SELECT count(), sum((toInt128({table.key}) * 1000003 + _version) % 1000000007) FROM {table.name} FINAL"
-        ).result_rows[0]
-    return int(row[0]), int(row[1] or 0)
 
 
 _built = [synced_table_asset(t) for t in SYNCED_TABLES]

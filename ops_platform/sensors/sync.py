@@ -12,12 +12,12 @@ from datetime import UTC
 import dagster as dg
 from sqlalchemy import text
 
-from ops_platform.assets.warehouse import DAILY
+from ops_platform.assets.sync import DAILY
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
 from ops_platform.framework.run_keys import run_key
+from ops_platform.jobs.sync import warehouse_sync_job
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.schedules import warehouse_sync_job
 from ops_platform.sync.evolve import pending_backfills
 from ops_platform.sync.spec import SYNCED_TABLES
 

@@ -1,4 +1,4 @@
-"""Every 10 minutes: builds running for 30+ minutes become one run that fails and notifies them.
+"""Seed 002 checkStalledBuilds, every 10 minutes: builds running for 30+ minutes become one run that fails and notifies them.
 
 The run_key is made from the build ids and the hour, so ticks that see the same stalled builds
 while their run is pending launch one run, and a run that was refused or failed is tried again the
@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from ops_platform.agent_builds.stalled_builds import stalled_build_ids
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
-from ops_platform.jobs.stalled_builds import FIND_STALLED_SQL, STALL_MINUTES, stalled_builds_job
+from ops_platform.jobs.agent_builds import stalled_builds_job
 from ops_platform.resources.postgres import PostgresResource
 
 
@@ -23,7 +24,7 @@ def stalled_builds_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
     if skip:
         return dg.SensorResult(skip_reason=skip)
     with postgres.begin() as conn:
-        ids = [row.id for row in conn.execute(FIND_STALLED_SQL, {"minutes": STALL_MINUTES})]
+        ids = stalled_build_ids(conn)
     if not ids:
         return dg.SensorResult(skip_reason=dg.SkipReason("no stalled builds"))
     digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]

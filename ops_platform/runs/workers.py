@@ -80,15 +80,3 @@ def fail_dead_run_workers(instance: dg.DagsterInstance) -> list[str]:
                                             "reporting an outcome (killed, out of memory, or its machine restarted).")
         failed.append(run.run_id)
     return failed
-
-
-@dg.sensor(name="dead_run_workers", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Marks runs whose worker process died as failed, so they are retried and free their slots.")
-def dead_run_workers(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    if not isinstance(context.instance.run_launcher, dg.DefaultRunLauncher):
-        return dg.SkipReason("this run launcher checks its workers' health itself")
-    failed = fail_dead_run_workers(context.instance)
-    if failed:
-        context.log.warning(f"marked {len(failed)} run(s) with a dead worker as failed: {', '.join(failed)}")
-        return dg.SkipReason(f"{len(failed)} run(s) with a dead worker marked failed")
-    return dg.SkipReason("every started run has a live worker")

@@ -10,7 +10,7 @@ import dagster as dg
 
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
-from ops_platform.jobs.synthetics import synthetics_job
+from ops_platform.jobs.monitoring import synthetics_job
 from ops_platform.monitoring.synthetics import CHECKS_VAR, checks_from_env, configured_checks
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import cron_from_env

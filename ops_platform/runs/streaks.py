@@ -11,16 +11,9 @@ counts Dagster's final statuses.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from ops_platform.framework.guard import REFUSED_BY
-from ops_platform.jobs.notify import notify_job, notify_requests
-from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
-from ops_platform.notifications import Severity
-from ops_platform.resources.postgres import PostgresResource
-from ops_platform.sensors.audit import current_run, error_chain
 
 STREAK = 3
 LOOKBACK = 20  # finished runs read per failure: enough to see past a few refusals
@@ -51,29 +44,3 @@ def failure_streak(instance: dg.DagsterInstance, run: dg.DagsterRun, length: int
         if not was_refused(instance, record.dagster_run.run_id):
             streak.append(record.dagster_run.run_id)
     return streak if len(streak) == length else []
-
-
-@dg.run_failure_sensor(name="job_failure_streaks", request_job=notify_job,
-                       default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="An incident (job_failing:<job>, once an hour) when a job's last 3 runs failed.")
-def job_failure_streaks(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> dg.SensorResult | None:
-    if current_run(context, dg.DagsterRunStatus.FAILURE) is None:
-        return None  # a later success superseded this failure (a duplicate run worker): no streak
-    run = context.dagster_run
-    streak = failure_streak(context.instance, run)
-    if not streak:
-        return None  # None lets the sensor go on to the next failed run in the same tick
-    record = context.instance.get_run_record_by_id(run.run_id)
-    ended = record.end_time if record and record.end_time else datetime.now(UTC).timestamp()
-    at = datetime.fromtimestamp(ended, UTC)
-    errors = [error_chain(e.step_failure_data.error) for e in context.get_step_failure_events()
-              if e.step_failure_data.error]
-    incident = Incident(
-        "job_failing", run.job_name, Severity.WARN, f"Job failing: {run.job_name} failed {STREAK} times in a row",
-        f"The last {STREAK} runs of {run.job_name} failed (runs {', '.join(streak)}). Latest error: "
-        f"{('; '.join(errors) or context.failure_event.message or 'unknown')[:1000]}")
-    with postgres.begin() as conn:
-        open_incidents(conn, [incident], at)
-        messages = unsent_notifications(conn, [incident], at)
-    context.log.warning(f"{run.job_name}: {STREAK} consecutive failures; incident {incident.dedup_key(at)}")
-    return dg.SensorResult(run_requests=notify_requests("job_failing", messages)) if messages else None

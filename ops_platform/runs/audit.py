@@ -18,7 +18,6 @@ import dagster as dg
 
 from ops_platform.framework.audit import record
 from ops_platform.framework.dead_letters import dead_letter, resolve_dead_letter
-from ops_platform.framework.guard import REFUSED_BY
 from ops_platform.resources.postgres import PostgresResource
 
 _SUMMARY_EVENTS = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_OUTPUT)
@@ -71,33 +70,3 @@ def record_outcome(context: dg.RunStatusSensorContext, postgres: PostgresResourc
             dead_letter(conn, source=run.job_name, dedup_key=f"run:{run.run_id}", error=error or "failed",
                         attempts=int(run.tags.get("dagster/retry_number", 0)) + 1,
                         payload={"run_id": run.run_id, "partition": run.tags.get("dagster/partition")})
-
-
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="audit_run_success",
-                      default_status=dg.DefaultSensorStatus.RUNNING, description="Audits every successful run.")
-def audit_run_success(context: dg.RunStatusSensorContext, postgres: PostgresResource) -> None:
-    record_outcome(context, postgres, context.dagster_run, success=True)
-
-
-@dg.run_failure_sensor(name="audit_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Audits every failed run and dead-letters the ones that will not be retried.")
-def audit_run_failure(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
-    run = current_run(context, dg.DagsterRunStatus.FAILURE)
-    if run is None:
-        return
-    failures = [e.step_failure_data for e in context.get_step_failure_events()]
-    step_errors = [error_chain(f.error) for f in failures if f.error]
-    refused = any(f.user_failure_data and REFUSED_BY in f.user_failure_data.metadata for f in failures)
-    message = "; ".join(step_errors) or (context.failure_event.message or "run failed")
-    record_outcome(context, postgres, run, success=False, error=message[:4000], exhausted=not refused)
-
-
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED, name="audit_run_canceled",
-                      default_status=dg.DefaultSensorStatus.RUNNING, description="Audits every canceled run.")
-def audit_run_canceled(context: dg.RunStatusSensorContext, postgres: PostgresResource) -> None:
-    run = current_run(context, dg.DagsterRunStatus.CANCELED)
-    if run is not None:
-        record_outcome(context, postgres, run, success=False, error="canceled")
-
-
-AUDIT_SENSORS = [audit_run_success, audit_run_failure, audit_run_canceled]

@@ -1,0 +1,1 @@
+"""Seed 002 (agent build platform): stats caches, stalled builds, inactive users."""

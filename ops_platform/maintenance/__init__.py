@@ -1,0 +1,1 @@
+"""Retention and archival: one policy per table (seeds 001, 002, 003), old rows moved to ClickHouse before deletion."""
