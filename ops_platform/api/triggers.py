@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from ops_platform.assets.campaigns import DAILY_SCORES, HOURLY
 from ops_platform.assets.finops import COST_DAYS
-from ops_platform.assets.warehouse import DAILY, WAREHOUSE_ASSETS
+from ops_platform.assets.sync import DAILY, WAREHOUSE_ASSETS
 from ops_platform.resources.postgres import PostgresResource
 
 _CAMPAIGN_SQL = text("SELECT 1 FROM campaigns WHERE id = :id")

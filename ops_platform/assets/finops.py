@@ -13,7 +13,7 @@ from ops_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 COST_DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01")
 
 
-@dg.asset(key=["warehouse", "cost_daily"], **asset_page("campaigns", "cost_daily", COST_SCHEMA, asset_pages.DAILY),
+@dg.asset(key=["warehouse", "cost_daily"], **asset_page("finops", "cost_daily", COST_SCHEMA, asset_pages.DAILY),
           kinds={"clickhouse", "postgres"}, partitions_def=COST_DAYS, backfill_policy=dg.BackfillPolicy.single_run(),
           pool=WAREHOUSE_POOL, deps=[["postgres", "campaigns"]], **COMMON, description=(
               "FinOps cost per tenant and day (seed 004 cost aggregation): AI spend, calls and tokens from ai_usage, "

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ops_platform.framework import asset_pages
 from ops_platform.framework.asset_pages import asset_page, columns, row_count
 from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
@@ -17,7 +18,7 @@ INSIGHTS_SCHEMA = columns(
     ("created_at", "timestamp with time zone"))
 
 
-@dg.asset(key=["postgres", "insights"], **asset_page("campaigns", "insights", INSIGHTS_SCHEMA),
+@dg.asset(key=["postgres", "insights"], **asset_page("workspaces", "insights", INSIGHTS_SCHEMA, asset_pages.DAILY),
           kinds={"postgres", "clickhouse"}, partitions_def=INSIGHT_DAYS, pool=WAREHOUSE_POOL,
           op_tags=gate_tags(WRITE_JOB), retry_policy=DEFAULT_RETRY_POLICY, description=(
               "Seed 000 daily insights: for each workspace with an active connection, the day's movers and anomalies "

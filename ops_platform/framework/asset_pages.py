@@ -27,6 +27,8 @@ import dagster as dg
 GROUP_OWNERS = {
     "agent_builds": ["team:agent-builds"],
     "campaigns": ["team:campaigns"],
+    "finops": ["team:finops"],
+    "workspaces": ["team:canvas"],
     "warehouse_sync": ["team:data-platform"],
 }
 ROW_COUNT, COLUMN_SCHEMA, TABLE_NAME = "dagster/row_count", "dagster/column_schema", "dagster/table_name"

@@ -59,6 +59,12 @@ MONITORS: dict[str, list[Step]] = {
 }
 
 
+def is_step(check_name: str) -> bool:
+    """A step of a default monitor (`<monitor>.<step>`): stored, but its monitor's result is what alerts."""
+    monitor, dot, _ = check_name.partition(".")
+    return bool(dot) and monitor in MONITORS
+
+
 def run_monitors(timeout_seconds: float, monitors: dict[str, list[Step]] | None = None) -> list[ProbeResult]:
     """Every default monitor against OPS_SYNTHETICS_BASE_URL, in order; [] when it is not set."""
     base = text_env(BASE_URL_VAR)
