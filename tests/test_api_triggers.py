@@ -125,6 +125,8 @@ def test_each_trigger_launches_its_run_through_dagster_graphql(postgres, webserv
             "snapshot": httpx.post(f"{base}/v1/campaigns/1/snapshot", headers=bearer(TOKEN)),
             "sync": httpx.post(f"{base}/v1/analytics/sync", headers=bearer(TOKEN)),
             "cleanup": httpx.post(f"{base}/api/cron/cleanup", headers=bearer(CRON)),
+            "guests": httpx.post(f"{base}/api/cron/cleanup-expired-orgs", headers=bearer(CRON)),
+            "costs": httpx.post(f"{base}/v1/analytics/finops/aggregate", headers=bearer(TOKEN), json={"date": "2026-06-01"}),
         }
     assert {k: a.status_code for k, a in launched.items()} == dict.fromkeys(launched, 202), \
         {k: a.text for k, a in launched.items()}
@@ -135,6 +137,8 @@ def test_each_trigger_launches_its_run_through_dagster_graphql(postgres, webserv
         "snapshot": ("campaign_metrics_job", (now - timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")),
         "sync": ("warehouse_sync_job", now.strftime("%Y-%m-%d")),
         "cleanup": ("log_retention_job", None),
+        "guests": ("guest_cleanup_job", None),
+        "costs": ("cost_aggregation_job", "2026-06-01"),
     }
     assert all(r.status == dg.DagsterRunStatus.QUEUED for r in runs.values())
     assert runs["cleanup"].tags["ops/trigger"] == "/api/cron/cleanup"

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
+import httpx
+from api_server import serving
 from helpers import sql
-from test_events_outbox import EmailApi, add_event
+from test_api_webhooks import standard_headers
+from test_events_outbox import EmailApi, add_event, evaluate, run
+
+from ops_platform.api.settings import ApiSettings
+from ops_platform.assets.campaigns import campaign_metrics_hourly
 
 from ops_platform.campaigns.snapshots import changed_hours
 from ops_platform.events.outbox import consume
 from ops_platform.events.subscriptions import extract_evidence, subscriptions
 from ops_platform.notifications.transports import ChannelsResource
+from ops_platform.sensors.campaigns import campaign_snapshot_sensor
 
 FEEDBACK = ("We practised interview answers together. I feel more confident now! "
             "The weather was nice. She got a job offer the week after.")
@@ -92,3 +100,48 @@ def test_status_changes_are_read_by_hour_once_their_hour_has_ended(postgres):
     assert cursor[1] == ids[2]  # the change of the running hour is read on a later tick
     again, cursor_again = changed_hours(postgres, cursor)
     assert again == [] and cursor_again is None
+
+
+def test_a_kintell_webhook_reaches_its_subscribers_through_the_outbox_sensor_and_job(postgres, instance):
+    """End to end: the HTTP service writes the event, the events outbox sensor hands it to events_job, the
+    subscriber records the session; a second delivery of the webhook changes nothing."""
+    v = volunteer(postgres)
+    body = json.dumps({"session_id": "ks-7", "volunteer_id": v, "hours": 2,
+                       "completed_at": "2026-06-01T10:00:00Z", "feedback": "I learned a lot."}).encode()
+    with serving(postgres, ApiSettings(kintell_secret="kintell-secret")) as base:
+        for _ in range(2):
+            answer = httpx.post(f"{base}/v1/webhooks/session-completed", content=body,
+                                headers=standard_headers("kintell-secret", body, "msg_ks_7"))
+            assert answer.status_code == 200
+    [request] = evaluate(postgres, instance).run_requests
+    assert run(postgres, instance, request).success
+    assert sql(postgres, "SELECT session_id, hours FROM kintell_sessions") == [("ks-7", 2)]
+    assert sql(postgres, "SELECT kind FROM impact_evidence") == [("skills",)]
+    assert sql(postgres, "SELECT name, outcome FROM events_handled") == [("kintell.session.completed", "delivered")]
+
+
+def test_a_status_change_rematerializes_only_its_hour_and_only_when_needed(postgres, warehouse, instance):
+    sql(postgres, "INSERT INTO campaigns (name, status, starts_on, ends_on, seat_capacity, credit_budget, created_at) "
+                  "VALUES ('c', 'at_capacity', '2026-01-01', '2026-12-31', 10, 100, now() - interval '1 day')")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    partition = hour.strftime("%Y-%m-%d-%H:%M")
+    change = sql(postgres, "INSERT INTO events_outbox (name, payload, created_at) VALUES ('campaign.status.changed', "
+                           "CAST(:p AS jsonb), :at) RETURNING id", p=json.dumps({"campaign_id": 1, "from": "active",
+                                                                                  "to": "at_capacity"}),
+                 at=hour + timedelta(minutes=20))[0][0]
+
+    def tick(cursor=None):
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"postgres": postgres}) as ctx:
+            return campaign_snapshot_sensor(ctx)
+
+    first = tick()
+    [request] = first.run_requests
+    assert (request.partition_key, request.run_key) == (partition, f"campaign.status.changed:{partition}:{change}")
+    assert tick(first.cursor).run_requests == []  # read once
+
+    dg.materialize([campaign_metrics_hourly], partition_key=partition, instance=instance,
+                   resources={"postgres": postgres, "warehouse": warehouse})
+    with warehouse.client() as ch:
+        assert ch.query("SELECT status FROM campaign_metrics_hourly").result_rows == [("at_capacity",)]
+    fresh = tick()  # from the start again: the hour's snapshot now postdates the change, nothing to redo
+    assert fresh.run_requests == [] and "already snapshotted" in fresh.skip_reason.skip_message
