@@ -17,7 +17,7 @@ INVENTORY = {
              "vis_job", "cache_warmer_job", "auto_transition_job", "ai_budget_reset_job",
              "release_held_job", "retry_queue_job", "events_job", "synthetics_job", "digests_job",
              "scheduled_notifications_job", "daily_digest_job", "morning_call_job", "canvas_alerts_job",
-             "set_campaign_status_job"},
+             "set_campaign_status_job", "guest_cleanup_job", "insights_job", "cost_aggregation_job"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
@@ -28,14 +28,15 @@ INVENTORY = {
         "auto_transition_schedule": "0 * * * *", "ai_budget_reset_schedule": "0 0 * * *",
         "cache_warmer_schedule": "30 7 * * 1-5", "synthetics_schedule": "*/5 * * * *",
         "daily_digest_schedule": "0 8 * * *", "morning_call_schedule": "0 6 * * *",
+        "guest_cleanup_schedule": "0 4 * * *", "insights_schedule": "0 5 * * *", "cost_aggregation_schedule": "0 1 * * *",
     },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled", "held_notifications_sensor", "retry_queue_sensor", "events_outbox_sensor",
                 "watchers", "job_failure_streaks", "digests_sensor", "scheduled_notifications_sensor",
-                "canvas_alerts_sensor", "dead_run_workers"},
+                "canvas_alerts_sensor", "dead_run_workers", "campaign_snapshot_sensor"},
     "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks",
                "seat_usage", "credit_usage", "warehouse/campaign_metrics_hourly", "warehouse/vis_scores",
-               "warehouse/campaigns", "warehouse/volunteer_activities"},
+               "warehouse/campaigns", "warehouse/volunteer_activities", "postgres/insights", "warehouse/cost_daily"},
 }
 
 
