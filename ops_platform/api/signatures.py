@@ -28,6 +28,7 @@ import httpx
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from ops_platform.notifications.channels import sign as sign_body
+from ops_platform.notifications.webhook import webhook_key
 
 TOLERANCE = timedelta(minutes=5)  # Standard Webhooks' own window; also the Created window of WS-Security
 PASSWORD_DIGEST = "#PasswordDigest"  # the end of the UsernameToken profile's Password/@Type URI
@@ -51,9 +52,8 @@ def standard_webhook(secret: str, body: bytes, headers: Mapping[str, str]) -> st
     lowered = {k.lower(): v for k, v in headers.items()}
     for part in ("id", "timestamp", "signature"):
         lowered.setdefault(f"webhook-{part}", lowered.get(f"svix-{part}", ""))
-    key = secret if secret.startswith("whsec_") else secret.encode()
     try:
-        Webhook(key).verify(body, lowered, json_parse=False)
+        Webhook(webhook_key(secret)).verify(body, lowered, json_parse=False)
     except WebhookVerificationError as err:
         raise Refused(f"Standard Webhooks signature refused: {err}") from None
     except ValueError:  # a signature entry without its "v1," or not base64; a body that is not UTF-8
