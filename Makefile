@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 3000
 
-.PHONY: run test setup bench clean stop resume
+.PHONY: run test setup broker bench clean stop resume
 
 $(BIN)/ops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ setup: $(BIN)/ops
 run: setup
 	$(BIN)/ops up --port $(PORT)
 
+## Redis for the Celery test (Debian's redis-server, when missing).
+broker:
+	@scripts/install-redis.sh
+
 ## Set up and run the whole test suite (what CI runs): two workers, each with its own Postgres and chDB.
-test: setup
+test: setup broker
 	$(BIN)/pytest -q -n 2
 
 bench: setup

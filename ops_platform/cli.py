@@ -22,15 +22,16 @@ import sys
 from datetime import time
 from pathlib import Path
 
+import dagster as dg
 from sqlalchemy import text
 
 from ops_platform import runtime as rt
 from ops_platform.framework.audit import record
 from ops_platform.framework.controls import read_controls, set_controls
 from ops_platform.resources.postgres import DatabaseUnavailable
-from ops_platform.resources.warehouse import WarehouseBusy
+from ops_platform.resources.warehouse import WarehouseBusy, apply_pool_limit
 from ops_platform.schema.migrate import MigrationError, migrate_postgres, migrate_warehouse
-from ops_platform.settings import PROJECT_ROOT, ConfigError, ops_home
+from ops_platform.settings import PROJECT_ROOT, ConfigError, Settings
 
 SWITCHES = {"kill-switch": "kill_switch", "jobs": "jobs_enabled", "comms": "comms_enabled", "writes": "write_enabled"}
 
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 def _up(args) -> int:
     url = f"http://{args.host}:{args.port}"
     try:
-        lock = rt.lock_platform(ops_home(), url)  # before anything starts: a second `ops up` starts nothing
+        lock = rt.lock_platform(Settings.load().home.resolve(), url)  # before anything starts: a second `ops up` starts nothing
     except rt.PlatformRunning as running:
         print(f"ops up: {running}", file=sys.stderr)
         return 1
@@ -157,9 +158,16 @@ def _stop_child(child: subprocess.Popen) -> int:
     return child.wait()
 
 
-def _prepare(runtime: rt.Runtime, demo_scale: int) -> None:
+def _migrate_all(runtime: rt.Runtime) -> str:
+    """Pending migrations applied, and the `warehouse` pool's limit set from the warehouse kind: what was done."""
     applied = migrate_postgres(runtime.postgres) + migrate_warehouse(runtime.warehouse)
-    print(f"ops: migrations applied: {', '.join(applied) or 'none pending'}")
+    with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME, as runtime.start() set it
+        limit = apply_pool_limit(instance, runtime.warehouse.url)
+    return f"migrations applied: {', '.join(applied) or 'none pending'}; warehouse pool limit: {limit}"
+
+
+def _prepare(runtime: rt.Runtime, demo_scale: int) -> None:
+    print(f"ops: {_migrate_all(runtime)}")
     with runtime.postgres.begin() as conn:
         empty = conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM agents)")).scalar_one()
     if empty:
@@ -186,7 +194,7 @@ def _check(args) -> int:
 
 def _print_channels() -> None:
     """Each notification channel: configured, or which environment variables it still needs (never a value)."""
-    from ops_platform.resources.from_env import build_channels
+    from ops_platform.build import build_channels
 
     print("notification channels (unconfigured ones keep messages in the local outbox"
           " unless OPS_NOTIFY_UNCONFIGURED=error):")
@@ -196,8 +204,7 @@ def _print_channels() -> None:
 
 def _migrate(args) -> int:
     with rt.running() as runtime:
-        applied = migrate_postgres(runtime.postgres) + migrate_warehouse(runtime.warehouse)
-        print(f"applied: {', '.join(applied) or 'none pending'}")
+        print(_migrate_all(runtime))
         return 0
 
 

@@ -2,7 +2,8 @@
 
 Every module of `assets/`, `jobs/`, `schedules/` and `sensors/` is imported, and each Dagster
 definition it holds at module scope (alone, or in a list or tuple) is registered once. A domain adds
-a definition by defining it in its wiring module; nothing here changes.
+a definition by defining it in its wiring module; nothing here changes. Where steps execute is
+OPS_EXECUTOR's choice (executor.py): the same code location on one machine, Celery workers or Kubernetes.
 """
 
 import importlib
@@ -12,8 +13,13 @@ from types import ModuleType
 
 import dagster as dg
 
-from ops_platform import assets, jobs, schedules, sensors
-from ops_platform.resources.from_env import build_resources
+from ops_platform.settings import current
+
+SETTINGS = current()  # read and validated first: a wrong variable stops the load, named, before anything else
+
+from ops_platform import assets, jobs, schedules, sensors  # noqa: E402 - their schedules read the settings
+from ops_platform.build import build_resources  # noqa: E402
+from ops_platform.executor import chosen_executor  # noqa: E402
 
 WIRING = (assets, jobs, schedules, sensors)
 # Dagster exports no name for the class of define_asset_job's result; take it from a result.
@@ -56,4 +62,5 @@ def collect(modules) -> dict[str, list]:
     return found
 
 
-defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources())
+defs = dg.Definitions(**collect(wiring_modules()), resources=build_resources(SETTINGS),
+                      executor=chosen_executor(SETTINGS))

@@ -23,8 +23,8 @@ from ops_platform.settings import (
     PROJECT_ROOT,
     WAREHOUSE_URL_VAR,
     ConfigError,
-    ops_home,
-    warehouse_database,
+    Settings,
+    current,
 )
 
 PLATFORM_LOCK = "platform.lock"  # in OPS_HOME: held by a running `ops up`, holds its pid and URL
@@ -48,7 +48,7 @@ class Runtime:
 
     @property
     def warehouse(self) -> WarehouseResource:
-        return WarehouseResource(url=self.env[WAREHOUSE_URL_VAR], database=warehouse_database())
+        return WarehouseResource(url=self.env[WAREHOUSE_URL_VAR], database=current().warehouse_database)
 
     def stop(self) -> None:
         """Stop the embedded Postgres if this process started it, unless an `ops up` (another process)
@@ -113,13 +113,14 @@ def running(home: Path | None = None) -> Iterator[Runtime]:
 
 def start(home: Path | None = None) -> Runtime:
     """Use OPS_DATABASE_URL / OPS_WAREHOUSE_URL when set, else the embedded defaults under OPS_HOME."""
-    home = home or ops_home()
+    settings = Settings.load()
+    home = (home or settings.home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     env: dict[str, str] = {}
     runtime = Runtime(home=home, env=env)
-    if os.environ.get(DATABASE_URL_VAR):
-        env[DATABASE_URL_VAR] = os.environ[DATABASE_URL_VAR]
-        env[DAGSTER_PG_URL_VAR] = os.environ.get(DAGSTER_PG_URL_VAR, os.environ[DATABASE_URL_VAR])
+    if settings.database_url:
+        env[DATABASE_URL_VAR] = settings.database_url.get_secret_value()
+        env[DAGSTER_PG_URL_VAR] = os.environ.get(DAGSTER_PG_URL_VAR) or env[DATABASE_URL_VAR]
         runtime.notes.append("Postgres: OPS_DATABASE_URL")
     else:
         pg = embedded_postgres(home)
@@ -128,8 +129,9 @@ def start(home: Path | None = None) -> Runtime:
         env[DAGSTER_PG_URL_VAR] = pg.create_database("dagster")
         kept = "" if runtime.started_postgres else " (already running: left running at exit)"
         runtime.notes.append(f"Postgres: embedded, {pg.pgdata} on 127.0.0.1:{pg.port()}{kept}")
-    env[WAREHOUSE_URL_VAR] = os.environ.get(WAREHOUSE_URL_VAR) or chdb_url(home)
-    runtime.notes.append("Warehouse: " + ("OPS_WAREHOUSE_URL" if os.environ.get(WAREHOUSE_URL_VAR) else env[WAREHOUSE_URL_VAR]))
+    configured = settings.warehouse_url.get_secret_value() if settings.warehouse_url else None
+    env[WAREHOUSE_URL_VAR] = configured or chdb_url(home)
+    runtime.notes.append("Warehouse: " + ("OPS_WAREHOUSE_URL" if configured else env[WAREHOUSE_URL_VAR]))
     dagster_home = home / "dagster"
     dagster_home.mkdir(exist_ok=True)
     link = dagster_home / "dagster.yaml"
@@ -137,4 +139,5 @@ def start(home: Path | None = None) -> Runtime:
         link.symlink_to(PROJECT_ROOT / "dagster.yaml")
     env["DAGSTER_HOME"] = str(dagster_home)
     os.environ.update(env)
+    current.cache_clear()  # this process's settings are now the ones its children get
     return runtime

@@ -1,18 +1,30 @@
-"""Where the platform finds its servers, and how the environment may override schedules.
+"""Every knob of the platform, in one typed object (`Settings`, on pydantic-settings).
 
-Every setting is an environment variable so that the webserver, the daemon, the run workers
-and the CLI (separate processes) agree without passing files around.
+Every setting is an environment variable so that the webserver, the daemon, the run workers and the
+CLI (separate processes) agree without passing files around. The environment is read once per
+process, by `current()`, when the code location loads (definitions.py asks first); what needs a
+setting is given it from there: the schedules their crons, the resources their config, the sync its
+tuning through WarehouseResource. A wrong value stops the load with one ConfigError naming every
+wrong variable and what a right value looks like; no run reads the environment.
+
+Secrets (database URLs, tokens, passwords, webhook URLs) are SecretStr here, so they never print;
+the resources receive them as `dg.EnvVar` names (`secret_env`), so their values never reach run
+config, logs or the UI either.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
 import json
-import os
 from pathlib import Path
+from typing import Annotated, Any
 
 import dagster as dg
 from croniter import CroniterBadDateError, croniter
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The production knobs.
 DATABASE_URL_VAR = "OPS_DATABASE_URL"  # postgresql://user:pass@host:5432/ops
@@ -26,24 +38,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class ConfigError(ValueError):
     """A setting is wrong. The message says which one and what a right value looks like."""
-
-
-def ops_home() -> Path:
-    return Path(os.environ.get(HOME_VAR) or PROJECT_ROOT / ".ops").resolve()
-
-
-def database_url() -> str:
-    url = os.environ.get(DATABASE_URL_VAR)
-    if not url:
-        raise ConfigError(
-            f"{DATABASE_URL_VAR} is not set. `make run` (ops up) sets it for the embedded Postgres; "
-            "for a server, export it, e.g. postgresql://user:password@host:5432/ops"
-        )
-    return url
-
-
-def warehouse_database() -> str:
-    return os.environ.get(WAREHOUSE_DB_VAR, "ops")
 
 
 def cron_problem(cron: object, example: str) -> str | None:
@@ -76,25 +70,212 @@ def _either(items: list) -> str:
     return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
-def cron_from_env(var: str | None, default: str) -> str:
-    """The cron string for a schedule: `var` from the environment when set, else `default`.
 
-    Validated when the code location loads, so a typo or a cron that never fires stops the load with
-    one sentence naming the variable and the value, instead of a schedule that silently never fires
-    or a tick that raises. Also refused: what Dagster's schedules refuse (e.g. '0 0 31 2 1').
-    """
-    value = os.environ.get(var, "").strip() if var else ""
-    if not value:
-        return default
-    problem = cron_problem(value, default)
-    if problem:
-        raise ConfigError(f"{var}={value!r} {problem}")
-    try:  # Dagster's own rules, asked through its public API
-        dg.ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
+def dagster_cron_problem(cron: str) -> str | None:
+    """What Dagster's schedules refuse of a cron croniter accepts (e.g. '0 0 31 2 1'), asked through its API."""
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
     except dg.DagsterInvalidDefinitionError:
-        raise ConfigError(f"{var}={value!r} is a cron Dagster's schedules refuse (e.g. any 30 or 31 February,"
-                          " even with a day of week): set a cron that has a next time") from None
-    return value
+        return ("is a cron Dagster's schedules refuse (e.g. any 30 or 31 February, even with a day of week): "
+                "set a cron that has a next time")
+    return None
+
+
+# -- parsing one variable: each returns the value or raises ValueError naming the variable -------------
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _boolean(var: str, raw: str) -> bool:
+    if raw.lower() not in _TRUE | _FALSE:
+        raise ValueError(f"{var} must be true or false (also 1/0, yes/no, on/off), got {raw!r}")
+    return raw.lower() in _TRUE
+
+
+def _port(var: str, raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError(f"{var} must be a port number from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
+def _whole(var: str, raw: str) -> int:
+    if not raw.isdigit():
+        raise ValueError(f"{var} must be a whole number, 0 or more, got {raw!r}")
+    return int(raw)
+
+
+def _positive(var: str, raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{var} must be a whole number above 0, got {raw!r}")
+    return int(raw)
+
+
+def _listed(var: str, raw: str) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _json(kind: type, example: str):
+    def parse(var: str, raw: str):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{var} is not valid JSON ({err.msg} at position {err.pos}); e.g. {example}") from None
+        if not isinstance(value, kind):
+            raise ValueError(f"{var} must be a JSON {'object' if kind is dict else 'list'}, e.g. {example}")
+        return value
+    return parse
+
+
+def _cron(var: str, raw: str) -> str:
+    problem = cron_problem(raw, "*/15 * * * *") or dagster_cron_problem(raw)
+    if problem:
+        raise ValueError(f"{var}={raw!r} {problem}")
+    return raw
+
+
+class Parse:
+    """Field metadata: how the field's variable is parsed (`parse(var, stripped text)`)."""
+
+    def __init__(self, parse):
+        self.parse = parse
+
+
+def _one_of(*allowed: str):
+    def parse(var: str, raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"{var} must be {_either([repr(a) for a in allowed])}, got {raw!r}")
+        return raw
+    return parse
+
+
+def var(name: str, default: Any = None) -> Any:
+    """A setting read from the environment variable `name`; blank or unset keeps `default` (a type such
+    as `list` stands for a fresh empty one)."""
+    if isinstance(default, type):
+        return Field(default_factory=default, validation_alias=name)
+    return Field(default=default, validation_alias=name)
+
+
+CHECKS_EXAMPLE = '[{"name": "dashboard", "url": "https://app.example.com/health", "max_latency_ms": 2000}]'
+
+
+class Settings(BaseSettings):
+    """The platform's settings, one field per environment variable (README "Configuration").
+
+    Secret fields are SecretStr: they never print, and resources get them as `secret_env(name)`.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", enable_decoding=False)
+
+    # Where the servers are (the URLs hold credentials: resources get them as EnvVars).
+    database_url: SecretStr | None = var(DATABASE_URL_VAR)
+    warehouse_url: SecretStr | None = var(WAREHOUSE_URL_VAR)
+    warehouse_database: str = var(WAREHOUSE_DB_VAR, "ops")
+    home: Path = var(HOME_VAR, PROJECT_ROOT / ".ops")
+
+    # Where steps execute (executor.py) and how many may use the warehouse at once.
+    executor: Annotated[str, Parse(_one_of("multiprocess", "celery", "k8s"))] = var("OPS_EXECUTOR", "multiprocess")
+    celery_broker_url: SecretStr | None = var("OPS_CELERY_BROKER_URL")
+    celery_backend_url: SecretStr | None = var("OPS_CELERY_BACKEND_URL")
+    warehouse_pool_limit: Annotated[int | None, Parse(_positive)] = var("OPS_WAREHOUSE_POOL_LIMIT")
+
+    # The sync (seed 004).
+    sync_pull_url: SecretStr | None = var("OPS_SYNC_PULL_URL")
+    sync_parallel_from_rows: Annotated[int, Parse(_positive)] = var("OPS_SYNC_PARALLEL_FROM_ROWS", 300_000)
+
+    # Cron overrides of schedules (seed 004 names these variables); `cron()` reads them.
+    analytics_sync_interval: Annotated[str | None, Parse(_cron)] = var("ANALYTICS_SYNC_INTERVAL")
+    seat_usage_cron_interval: Annotated[str | None, Parse(_cron)] = var("SEAT_USAGE_CRON_INTERVAL")
+    credit_usage_cron_interval: Annotated[str | None, Parse(_cron)] = var("CREDIT_USAGE_CRON_INTERVAL")
+    vis_cron_schedule: Annotated[str | None, Parse(_cron)] = var("VIS_CRON_SCHEDULE")
+    morning_call_cron: Annotated[str | None, Parse(_cron)] = var("MORNING_CALL_CRON")
+    daily_digest_cron: Annotated[str | None, Parse(_cron)] = var("DAILY_DIGEST_CRON")
+    synthetics_schedule: Annotated[str | None, Parse(_cron)] = var("SYNTHETICS_SCHEDULE")
+
+    # Monitoring (seeds 003 and 004).
+    health_endpoints: Annotated[list[str], Parse(_listed)] = var("OPS_HEALTH_ENDPOINTS", list)
+    synthetic_checks: Annotated[list, Parse(_json(list, CHECKS_EXAMPLE))] = var("OPS_SYNTHETIC_CHECKS", list)
+
+    # The notification policy (None: the policy's defaults).
+    notify_routes: Annotated[dict | None, Parse(_json(dict, '{"SEV1": ["sms", "slack"]}'))] = var("OPS_NOTIFY_ROUTES")
+    notify_rate_limits: Annotated[dict | None, Parse(_json(dict, '{"incident.*": "10/1h"}'))] = \
+        var("OPS_NOTIFY_RATE_LIMITS")
+    notify_aliases: Annotated[dict | None, Parse(_json(dict, '{"sms": "twilio_sms"}'))] = var("OPS_NOTIFY_ALIASES")
+    notify_group_over: Annotated[int | None, Parse(_whole)] = var("OPS_NOTIFY_GROUP_OVER")
+    notify_unconfigured: Annotated[str, Parse(_one_of("outbox", "error"))] = var("OPS_NOTIFY_UNCONFIGURED", "outbox")
+
+    # Channels.
+    webhook_url: SecretStr | None = var("OPS_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = var("OPS_WEBHOOK_SECRET")
+    smtp_host: str | None = var("OPS_SMTP_HOST")
+    smtp_port: Annotated[int, Parse(_port)] = var("OPS_SMTP_PORT", 587)
+    smtp_username: str | None = var("OPS_SMTP_USERNAME")
+    smtp_password: SecretStr | None = var("OPS_SMTP_PASSWORD")
+    smtp_starttls: Annotated[bool, Parse(_boolean)] = var("OPS_SMTP_STARTTLS", True)
+    email_from: str = var("OPS_EMAIL_FROM", "ops@localhost")
+    email_to: Annotated[list[str], Parse(_listed)] = var("OPS_EMAIL_TO", list)
+    email_api_url: str | None = var("OPS_EMAIL_API_URL")
+    email_api_key: SecretStr | None = var("OPS_EMAIL_API_KEY")
+    slack_webhook_url: SecretStr | None = var("OPS_SLACK_WEBHOOK_URL")
+    teams_webhook_url: SecretStr | None = var("OPS_TEAMS_WEBHOOK_URL")
+    telegram_bot_token: SecretStr | None = var("OPS_TELEGRAM_BOT_TOKEN")
+    telegram_chat_id: str | None = var("OPS_TELEGRAM_CHAT_ID")
+    telegram_api_url: str = var("OPS_TELEGRAM_API_URL", "https://api.telegram.org")
+    twilio_account_sid: str | None = var("OPS_TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = var("OPS_TWILIO_AUTH_TOKEN")
+    twilio_from: str | None = var("OPS_TWILIO_FROM")
+    twilio_to: str | None = var("OPS_TWILIO_TO")
+    twilio_api_url: str = var("OPS_TWILIO_API_URL", "https://api.twilio.com")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _parse(cls, value: Any, info: ValidationInfo) -> Any:
+        """Blank is unset; a field with a `Parse` is parsed by it, with our sentence on a wrong value."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            raise PydanticUseDefault()
+        field = cls.model_fields[info.field_name]
+        parse = next((m.parse for m in field.metadata if isinstance(m, Parse)), None)
+        return parse(field.validation_alias, value) if parse else value
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Read and validate the environment. Raises ConfigError naming every wrong variable (never a
+        secret's value: pydantic's own messages are given without the input)."""
+        try:
+            return cls()
+        except ValidationError as err:
+            raise ConfigError("; ".join(_message(e) for e in err.errors(include_input=False, include_url=False))) \
+                from None
+
+    def cron(self, name: str | None, default: str) -> str:
+        """The cron of a schedule: the override in the variable `name` when set, else `default`."""
+        field = next((f for f, info in type(self).model_fields.items() if info.validation_alias == name), None)
+        return (getattr(self, field) if field else None) or default
+
+    def secret_env(self, name: str) -> dg.EnvVar | None:
+        """`dg.EnvVar(name)` when the secret variable `name` is set, else None: a resource gets the name of
+        the variable, and Dagster reads its value in the process that needs it."""
+        field = next(f for f, info in type(self).model_fields.items() if info.validation_alias == name)
+        return dg.EnvVar(name) if getattr(self, field) is not None else None
+
+
+def _message(error: dict) -> str:
+    """Our own sentences as they are ("Value error, " dropped); pydantic's prefixed with the variable."""
+    text = error["msg"]
+    if text.startswith("Value error, "):
+        return text.removeprefix("Value error, ")
+    var = error["loc"][0] if error["loc"] else "settings"
+    return f"{var}: {text}"
+
+
+@functools.cache
+def current() -> Settings:
+    """This process's settings, read once (the first call is the code location's load)."""
+    return Settings.load()
 
 
 def redact_url(url: str) -> str:
@@ -110,67 +291,3 @@ def redact_url(url: str) -> str:
     return f"{where}{port}/{u.database or ''}"
 
 
-def positive_int_from_env(var: str, default: int) -> int:
-    """A whole number above 0 from `var`, or `default` when unset; a clear ConfigError otherwise."""
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{var} must be a whole number above 0, got {raw!r}")
-    return int(raw)
-
-
-# Reading settings from the environment: a wrong value stops the code location loading, naming the variable.
-
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-def text_env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, "").strip() or default
-
-
-def bool_env(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in _TRUE | _FALSE:
-        raise ConfigError(f"{name} must be true or false (also 1/0, yes/no, on/off), got {raw!r}")
-    return raw in _TRUE
-
-
-def port_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ConfigError(f"{name} must be a port number from 1 to 65535, got {raw!r}")
-    return int(raw)
-
-
-def list_env(name: str) -> list[str]:
-    """A comma-separated list, blanks dropped."""
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
-
-
-def json_from_env(name: str, kind: type, example: str, default=None):
-    """A JSON value of type `kind` (dict or list) from `name`, or `default` when unset."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{name} is not valid JSON ({err.msg} at position {err.pos}); e.g. {example}") from None
-    if not isinstance(value, kind):
-        raise ConfigError(f"{name} must be a JSON {'object' if kind is dict else 'list'}, e.g. {example}")
-    return value
-
-
-def whole_number_from_env(name: str, default: int) -> int:
-    """A whole number, 0 or more, from `name`, or `default` when unset."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ConfigError(f"{name} must be a whole number, 0 or more, got {raw!r}")
-    return int(raw)

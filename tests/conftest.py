@@ -110,3 +110,17 @@ def wh(request, warehouse, database_url) -> WarehouseResource:
     """A sync test on both paths: the platform streaming rows, and ClickHouse pulling them itself."""
     return WarehouseResource(url=warehouse.url, database=warehouse.database,
                              pull_postgres_url=database_url if request.param == "server" else None)
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Set environment variables as a deploy would: this process's settings are read again from them
+    (and once more after the test, from the environment as it was)."""
+    from ops_platform.settings import current
+
+    def setenv(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        current.cache_clear()
+
+    yield setenv
+    current.cache_clear()

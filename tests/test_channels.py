@@ -22,12 +22,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from helpers import LocalServer, free_port, sql
 
 from ops_platform.notifications import Notification, NotifierResource, Severity
-from ops_platform.notifications.channels import DeliveryError
+from ops_platform.outbound.retry import DeliveryError
 from ops_platform.notifications.email import Email, OutboxEmailSender
-from ops_platform.notifications.retry import WAIT_HINT_CAP_SECONDS
+from ops_platform.outbound.retry import WAIT_HINT_CAP_SECONDS
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.notifications.twilio import CALL_WORDS
-from ops_platform.resources.from_env import build_channels
+from ops_platform.build import build_channels
 from ops_platform.settings import ConfigError
 
 DAYTIME = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
@@ -229,7 +229,7 @@ def test_server_errors_until_the_last_attempt_raise_delivery_error():
     with Provider(replies=[(500, {})] * 3) as p:
         with pytest.raises(DeliveryError) as err:
             deliver(ChannelsResource(slack_webhook_url=p.url + SLACK_SECRET_PATH, **FAST), "slack", payload())
-    assert len(p.hits) == 3 and err.value.attempts == 3
+    assert len(p.hits) == 3 and err.value.attempts == 3 and err.value.retryable
     assert str(err.value) == "slack: HTTP 500 after 3 attempts"
 
 
@@ -239,7 +239,7 @@ def test_a_4xx_is_not_retried_and_its_reason_is_kept_without_the_secret():
         channels = ChannelsResource(telegram_bot_token=BOT_TOKEN, telegram_chat_id="1", telegram_api_url=p.url, **FAST)
         with pytest.raises(DeliveryError) as err:
             deliver(channels, "telegram", payload())
-    assert len(p.hits) == 1 and err.value.attempts == 1
+    assert len(p.hits) == 1 and err.value.attempts == 1 and not err.value.retryable
     assert str(err.value) == "telegram: HTTP 401: Unauthorized: token *** revoked (not retried)"
 
 
@@ -247,10 +247,11 @@ def test_network_errors_are_retried():
     channels = ChannelsResource(teams_webhook_url=f"http://127.0.0.1:{free_port()}/x", **FAST)  # nothing listens
     with pytest.raises(DeliveryError) as err:
         deliver(channels, "teams", payload())
-    assert err.value.attempts == 3 and str(err.value) == "teams: ConnectError after 3 attempts"
+    assert err.value.attempts == 3 and err.value.retryable
+    assert str(err.value) == "teams: ConnectError after 3 attempts"
 
 
-# -- wait hints: the one retry rule (notifications/retry.py) ------------------------------------------
+# -- wait hints: the one retry rule (outbound/retry.py) ------------------------------------------
 
 
 def every_provider(p: Provider) -> ChannelsResource:
@@ -292,7 +293,7 @@ def test_a_retry_after_header_in_seconds_or_as_a_date_is_waited(name, retry_afte
              {"X-RateLimit-Reset": lambda: str(int(time.time()) + 120)})),  # a Unix time
 ])
 def test_a_wait_hint_over_the_cap_is_not_slept_but_handed_to_the_retry_queue(postgres, name, reply):
-    message = Notification("health_alert", Severity.SEV1, "Disk", "full", f"hint:{name}")
+    message = Notification(type="health_alert", severity=Severity.SEV1, title="Disk", body="full", dedup_key=f"hint:{name}")
     with Provider(replies=[reply]) as p:
         notifier = NotifierResource(postgres=postgres, channels=every_provider(p), routes={"SEV1": [name]})
         started = time.monotonic()
@@ -322,7 +323,7 @@ def test_a_refusal_is_final_even_with_a_wait_hint():
 def test_unconfigured_channels_keep_the_message_in_the_outbox_with_a_note(postgres):
     notifier = NotifierResource(postgres=postgres, channels=ChannelsResource(),
                                 routes={"SEV1": ["slack", "email"], "SEV0": ["call"]})
-    assert notifier.send(Notification("health_alert", Severity.SEV1, "Disk", "full", "u1"), at=DAYTIME) == "sent"
+    assert notifier.send(Notification(type="health_alert", severity=Severity.SEV1, title="Disk", body="full", dedup_key="u1"), at=DAYTIME) == "sent"
     rows = sql(postgres, "SELECT channel, payload->>'outbox_note' FROM outbox_messages ORDER BY channel")
     assert rows == [
         ("email", "email is not configured (set OPS_SMTP_HOST, or OPS_EMAIL_API_URL and OPS_EMAIL_API_KEY);"
@@ -419,7 +420,7 @@ def test_smtp_refused_login_and_missing_starttls_are_clear_errors(smtp_server, p
 def test_the_email_channel_sends_one_email_with_a_one_line_subject(smtp_server, postgres):
     controller, mailbox = smtp_server()
     notifier = NotifierResource(postgres=postgres, channels=smtp_channels(controller), routes={"SEV1": ["email"]})
-    message = Notification("health_alert", Severity.SEV1, "Disk\nalmost full", "92% used", "e1")
+    message = Notification(type="health_alert", severity=Severity.SEV1, title="Disk\nalmost full", body="92% used", dedup_key="e1")
     assert notifier.send(message, at=DAYTIME) == "sent"
     (_, rcpt, sent), = mailbox.received
     assert rcpt == ["oncall@example.com"] and sent["Subject"] == "[SEV1] Disk almost full"
@@ -497,8 +498,8 @@ def test_the_outbox_email_sender_keeps_each_key_once(postgres):
 def test_sev1_goes_out_as_sms_and_sev0_as_a_call(postgres):
     with Provider() as p:
         notifier = NotifierResource(postgres=postgres, channels=twilio(p, twilio_to="+15550002222"))  # default routes
-        sev1 = Notification("incident.db", Severity.SEV1, "Replica lag", "12 s", "i1")
-        sev0 = Notification("incident.api", Severity.SEV0, "API down", "5xx", "i0")
+        sev1 = Notification(type="incident.db", severity=Severity.SEV1, title="Replica lag", body="12 s", dedup_key="i1")
+        sev0 = Notification(type="incident.api", severity=Severity.SEV0, title="API down", body="5xx", dedup_key="i0")
         assert notifier.send(sev1, at=DAYTIME) == "sent" and notifier.send(sev0, at=DAYTIME) == "sent"
     assert [h.path.rsplit("/", 1)[1] for h in p.hits] == ["Messages.json", "Calls.json"]
     assert p.hits[0].form["Body"] == "[SEV1] Replica lag\n12 s"
@@ -517,7 +518,7 @@ def test_no_secret_reaches_the_notification_rows(postgres):
             twilio_api_url=p.url, email_api_url=p.url, email_api_key=API_KEY, email_to=["a@example.com"], **FAST)
         routes = {"SEV1": ["slack", "teams", "telegram", "sms", "call", "email"]}
         notifier = NotifierResource(postgres=postgres, channels=channels, routes=routes)
-        assert notifier.send(Notification("t", Severity.SEV1, "x", "y", "s1"), at=DAYTIME) == "failed"
+        assert notifier.send(Notification(type="t", severity=Severity.SEV1, title="x", body="y", dedup_key="s1"), at=DAYTIME) == "failed"
     assert len(p.hits) == 6  # each channel tried once: a 401 is final
     reason = sql(postgres, "SELECT reason FROM notifications")[0][0]
     assert [part.split(":")[0] for part in reason.split("; ")] == ["slack", "teams", "telegram", "sms", "call",
@@ -532,13 +533,13 @@ def test_no_secret_reaches_the_notification_rows(postgres):
 # -- configuration from the environment ----------------------------------------------------------
 
 
-def test_build_channels_reads_the_environment_and_keeps_secrets_as_env_vars(monkeypatch):
-    monkeypatch.setenv("OPS_SMTP_HOST", "mail.example.com")
-    monkeypatch.setenv("OPS_SMTP_PORT", "2525")
-    monkeypatch.setenv("OPS_SMTP_STARTTLS", "off")
-    monkeypatch.setenv("OPS_SMTP_PASSWORD", SMTP_PASSWORD)
-    monkeypatch.setenv("OPS_EMAIL_TO", "a@example.com, b@example.com,")
-    monkeypatch.setenv("OPS_SLACK_WEBHOOK_URL", "https://hooks.example" + SLACK_SECRET_PATH)
+def test_build_channels_reads_the_environment_and_keeps_secrets_as_env_vars(settings_env):
+    settings_env("OPS_SMTP_HOST", "mail.example.com")
+    settings_env("OPS_SMTP_PORT", "2525")
+    settings_env("OPS_SMTP_STARTTLS", "off")
+    settings_env("OPS_SMTP_PASSWORD", SMTP_PASSWORD)
+    settings_env("OPS_EMAIL_TO", "a@example.com, b@example.com,")
+    settings_env("OPS_SLACK_WEBHOOK_URL", "https://hooks.example" + SLACK_SECRET_PATH)
     channels = build_channels()
     assert (channels.smtp_host, channels.smtp_port, channels.smtp_starttls) == ("mail.example.com", 2525, False)
     assert channels.email_to == ["a@example.com", "b@example.com"]
@@ -552,7 +553,7 @@ def test_build_channels_reads_the_environment_and_keeps_secrets_as_env_vars(monk
     ("OPS_SMTP_PORT", "70000", "OPS_SMTP_PORT must be a port number"),
     ("OPS_SMTP_STARTTLS", "maybe", "OPS_SMTP_STARTTLS must be true or false"),
 ])
-def test_build_channels_refuses_bad_values_naming_the_variable(monkeypatch, name, value, expected):
-    monkeypatch.setenv(name, value)
+def test_build_channels_refuses_bad_values_naming_the_variable(settings_env, name, value, expected):
+    settings_env(name, value)
     with pytest.raises(ConfigError, match=expected):
         build_channels()

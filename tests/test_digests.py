@@ -11,7 +11,7 @@ from ops_platform.briefings import daily_digest as daily
 from ops_platform.briefings.morning_call import MAX_WORDS, spoken_seconds
 from ops_platform.framework.controls import NOTIFY_JOB, set_controls
 from ops_platform.framework.cron import next_after
-from ops_platform.framework.cron_rows import DIGESTS, Due, deliver_due, due_sensor_result
+from ops_platform.notifications.cron_rows import DIGESTS, Due, deliver_due, due_sensor_result
 from ops_platform.jobs.briefings import daily_digest_job, place_morning_call, send_daily_digest
 from ops_platform.jobs.digests import digest_message, digests_job
 from ops_platform.notifications import Notification, NotifierResource, Severity

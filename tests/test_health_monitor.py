@@ -17,12 +17,12 @@ def tick(postgres, instance):
         return health_monitor(ctx)
 
 
-def test_failing_endpoints_are_reported_even_with_jobs_disabled(postgres, instance, monkeypatch):
+def test_failing_endpoints_are_reported_even_with_jobs_disabled(postgres, instance, settings_env):
     with postgres.begin() as conn:
         set_controls(conn, "test", jobs_enabled=False, kill_switch=True)
     with Endpoints() as api:
         down = closed_port_url("/status")
-        monkeypatch.setenv(ENDPOINTS_VAR, f"{api.url('/ok')}, {api.url('/error')}?key=s3cret,{down}")
+        settings_env(ENDPOINTS_VAR, f"{api.url('/ok')}, {api.url('/error')}?key=s3cret,{down}")
         result = tick(postgres, instance)
     assert len(result.run_requests) == 1
     body = result.run_requests[0].run_config["ops"]["send_notifications"]["config"]["messages"][0]["body"]
@@ -33,9 +33,9 @@ def test_failing_endpoints_are_reported_even_with_jobs_disabled(postgres, instan
     assert "s3cret" not in body
 
 
-def test_healthy_tick_records_one_latency_sample(postgres, instance, monkeypatch):
+def test_healthy_tick_records_one_latency_sample(postgres, instance, settings_env):
     with Endpoints() as api:
-        monkeypatch.setenv(ENDPOINTS_VAR, api.url("/ok"))
+        settings_env(ENDPOINTS_VAR, api.url("/ok"))
         first = tick(postgres, instance)
         second = tick(postgres, instance)
     assert first.run_requests == [] and first.skip_reason.skip_message.startswith("healthy")
@@ -46,8 +46,8 @@ def test_healthy_tick_records_one_latency_sample(postgres, instance, monkeypatch
     assert api.hits == ["/ok", "/ok"]
 
 
-def test_a_bad_endpoint_list_is_refused_without_echoing_it(monkeypatch):
-    monkeypatch.setenv(ENDPOINTS_VAR, "https://ok.example.com,ftp://user:s3cret@files.example.com")
+def test_a_bad_endpoint_list_is_refused_without_echoing_it(settings_env):
+    settings_env(ENDPOINTS_VAR, "https://ok.example.com,ftp://user:s3cret@files.example.com")
     with pytest.raises(ConfigError, match="OPS_HEALTH_ENDPOINTS: entry 2 is not an http\\(s\\) URL") as error:
         health_endpoints()
     assert "s3cret" not in str(error.value)

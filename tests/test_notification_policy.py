@@ -12,7 +12,7 @@ from ops_platform.jobs.notifications import notify_job, notify_requests
 from ops_platform.notifications import Notification, NotifierResource, Severity
 from ops_platform.notifications.policy import parse_rate_limits
 from ops_platform.notifications.transports import ChannelsResource
-from ops_platform.resources.from_env import build_resources
+from ops_platform.build import build_resources
 from ops_platform.sensors.notifications import held_notifications_sensor
 from ops_platform.settings import ConfigError
 
@@ -129,10 +129,10 @@ def test_the_held_sensor_asks_for_one_release_run_per_held_set(postgres, instanc
     assert len(first.run_requests) == 1
 
 
-def test_bad_rate_limits_are_refused_with_the_reason(monkeypatch):
+def test_bad_rate_limits_are_refused_with_the_reason(settings_env):
     with pytest.raises(ConfigError, match="expected 'N/window'"):
         parse_rate_limits({"incident.*": "once an hour"})
-    monkeypatch.setenv("OPS_NOTIFY_RATE_LIMITS", '{"health_alert": "0/1h"}')
+    settings_env("OPS_NOTIFY_RATE_LIMITS", '{"health_alert": "0/1h"}')
     with pytest.raises(ConfigError, match="health_alert"):
         build_resources()
     assert parse_rate_limits({"x": "10/30m"})["x"].window == timedelta(minutes=30)

@@ -9,7 +9,7 @@ from helpers import Receiver, in_one_window, sql
 
 from ops_platform.framework.controls import set_controls
 from ops_platform.framework.cron import ScheduleError, next_after
-from ops_platform.framework.cron_rows import SCHEDULED, Due, deliver_due, scan
+from ops_platform.notifications.cron_rows import SCHEDULED, Due, deliver_due, scan
 from ops_platform.jobs.notifications import scheduled_message, scheduled_notifications_job
 from ops_platform.notifications import NotifierResource
 from ops_platform.notifications.transports import ChannelsResource

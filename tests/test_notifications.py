@@ -99,3 +99,24 @@ def test_default_routes_use_the_outbox_and_an_unconfigured_channel_says_so(postg
                               channels=ChannelsResource(unconfigured="error"))
     assert strict.send(message("sms", Severity.SEV1), at=DAYTIME) == "failed"
     assert "not configured: set OPS_WEBHOOK_URL" in sql(postgres, "SELECT reason FROM notifications WHERE dedup_key='sms'")[0][0]
+
+
+def test_a_notification_is_one_type_from_sensor_to_run_to_row(postgres, instance):
+    """What a sensor asks for is what the run delivers and what the row gives back: no second shape."""
+    import dagster as dg
+
+    from ops_platform.jobs.notifications import notify_job, notify_requests
+
+    sent = Notification(type="build_stalled", severity=Severity.SEV1, title="Build 7 stalled", body="since 10:00",
+                        dedup_key="build_stalled:7", meta={"build_id": 7, "nested": {"ids": [1, 2]}},
+                        channels=["slack"], recipients=["ops@example.com"])
+    [request] = notify_requests("test", [sent])
+    assert Notification.model_validate(request.run_config["ops"]["send_notifications"]["config"]["messages"][0]) == sent
+    notifier = NotifierResource(postgres=postgres, channels=ChannelsResource())
+    result = notify_job.execute_in_process(run_config=request.run_config, instance=instance,
+                                           resources={"notifier": notifier})
+    assert result.success
+    with postgres.begin() as conn:
+        from sqlalchemy import text
+        row = conn.execute(text("SELECT * FROM notifications WHERE dedup_key = 'build_stalled:7'")).mappings().one()
+    assert Notification.from_row(row) == sent

@@ -12,14 +12,14 @@ from helpers import sql
 from ops_platform.framework.controls import set_controls
 from ops_platform.jobs.monitoring import raise_failure_incidents, synthetics_job
 from ops_platform.monitoring.probes import ProbeResult
-from ops_platform.monitoring.synthetics import CHECKS_VAR, checks_from_env
+from ops_platform.monitoring.synthetics import CHECKS_VAR, deployed_checks
 from ops_platform.notifications import NotifierResource
 from ops_platform.schedules.monitoring import build_synthetics_schedule
 from ops_platform.settings import ConfigError
 
 
-def set_checks(monkeypatch, checks):
-    monkeypatch.setenv(CHECKS_VAR, json.dumps(checks))
+def set_checks(settings_env, checks):
+    settings_env(CHECKS_VAR, json.dumps(checks))
 
 
 def run(postgres, warehouse, instance, timeout_seconds=5.0):
@@ -35,10 +35,10 @@ def stored(warehouse):
                         " ORDER BY check_name, ts").result_rows
 
 
-def test_checks_stored_in_clickhouse_and_failures_become_incidents(postgres, warehouse, instance, monkeypatch):
+def test_checks_stored_in_clickhouse_and_failures_become_incidents(postgres, warehouse, instance, settings_env):
     with Endpoints(slow_seconds=0.3) as api:
         refused = closed_port_url("/health")
-        set_checks(monkeypatch, [
+        set_checks(settings_env, [
             {"name": "dashboard", "url": api.url("/ok").replace("127.0.0.1", "probe:s3cret@127.0.0.1") + "?token=abc"},
             {"name": "export", "url": api.url("/error")},
             {"name": "reports", "url": api.url("/slow"), "max_latency_ms": 50},
@@ -100,9 +100,9 @@ def test_incidents_once_per_check_and_hour_and_messages_sent_once(postgres):
         ("incident:synthetic_failed:export:2026-05-04T13", "digest")]
 
 
-def test_no_answer_within_the_timeout_is_a_failure(postgres, warehouse, instance, monkeypatch):
+def test_no_answer_within_the_timeout_is_a_failure(postgres, warehouse, instance, settings_env):
     with Endpoints() as api:
-        set_checks(monkeypatch, [{"name": "evidence_explorer", "url": api.url("/hang")}])
+        set_checks(settings_env, [{"name": "evidence_explorer", "url": api.url("/hang")}])
         result = run(postgres, warehouse, instance, timeout_seconds=0.2)
     assert result.success
     assert stored(warehouse)[0][2:5] == (None, False, "no answer within 0.2 s")
@@ -119,26 +119,26 @@ def test_no_answer_within_the_timeout_is_a_failure(postgres, warehouse, instance
     ('[{"name": "a", "url": "https://x", "expected": 200}]', "[0].expected: Extra inputs are not permitted"),
     ('[{"name": "a", "url": "https://x"}, {"name": "a", "url": "https://y"}]', "names a check more than once: a"),
 ])
-def test_bad_check_lists_are_refused_clearly(monkeypatch, raw, message):
-    monkeypatch.setenv(CHECKS_VAR, raw)
+def test_bad_check_lists_are_refused_clearly(settings_env, raw, message):
+    settings_env(CHECKS_VAR, raw)
     with pytest.raises(ConfigError) as error:
-        checks_from_env()
+        deployed_checks()
     assert message in str(error.value)
     assert "s3cret" not in str(error.value)
     with pytest.raises(ConfigError):  # the code location does not load with it
         build_synthetics_schedule()
 
 
-def test_schedule_cron_from_env_validated_at_load(monkeypatch):
+def test_schedule_cron_from_env_validated_at_load(settings_env):
     assert build_synthetics_schedule().cron_schedule == "*/5 * * * *"
-    monkeypatch.setenv("SYNTHETICS_SCHEDULE", "*/2 * * * *")
+    settings_env("SYNTHETICS_SCHEDULE", "*/2 * * * *")
     assert build_synthetics_schedule().cron_schedule == "*/2 * * * *"
-    monkeypatch.setenv("SYNTHETICS_SCHEDULE", "every 5 minutes")
+    settings_env("SYNTHETICS_SCHEDULE", "every 5 minutes")
     with pytest.raises(ConfigError, match="SYNTHETICS_SCHEDULE='every 5 minutes' is not a valid cron expression"):
         build_synthetics_schedule()
 
 
-def test_schedule_skips_without_checks_and_under_the_kill_switch(postgres, instance, monkeypatch):
+def test_schedule_skips_without_checks_and_under_the_kill_switch(postgres, instance, settings_env):
     schedule = build_synthetics_schedule()
     at = datetime(2026, 5, 4, 12, 5, tzinfo=UTC)
 

@@ -279,10 +279,12 @@ def test_arrays_arrive_with_their_elements_and_nulls(postgres, warehouse, instan
                     (2, [], []), (3, [], [])]  # a NULL array has no ClickHouse type: it arrives empty
 
 
-def test_a_big_window_moves_in_parallel_key_ranges_and_stays_exact(postgres, warehouse, instance, monkeypatch):
+def test_a_big_window_moves_in_parallel_key_ranges_and_stays_exact(postgres, warehouse, instance):
     generate(postgres, scale=4_000, now=NOW)
-    monkeypatch.setenv(engine.PARALLEL_FROM_ROWS_VAR, "1")  # every window counts as big
-    ranges = engine.key_ranges(postgres, BUILDS, "true", {})
+    warehouse = WarehouseResource(url=warehouse.url, database=warehouse.database,  # every window counts as big
+                                  pull_postgres_url=warehouse.pull_postgres_url, parallel_from_rows=1)
+    assert engine.key_ranges(postgres, BUILDS, "true", {}) == engine.WHOLE  # 4 000 rows: one stream by default
+    ranges = engine.key_ranges(postgres, BUILDS, "true", {}, parallel_from_rows=1)
     assert len(ranges) == engine.STREAMS and ranges[0][0] is None and ranges[-1][1] is None
     incremental(postgres, warehouse, instance)
     sql(postgres, "UPDATE builds SET status = 'failed' WHERE id % 3 = 0")

@@ -83,7 +83,7 @@ def synced_table_asset(table: SyncedTable) -> dg.AssetsDefinition:
         try:
             with engine.table_lock(table, postgres), warehouse.client() as ch:
                 plan = engine.prepare(table, postgres, ch)
-                result = _move(context, config.mode, plan, postgres, ch, pull)
+                result = _move(context, config.mode, plan, postgres, ch, warehouse)
                 stored = stored_rows(ch, table.name)
         except REFUSALS as refusal:
             raise dg.Failure(description=str(refusal), allow_retries=False) from refusal
@@ -111,17 +111,18 @@ def synced_table_asset(table: SyncedTable) -> dg.AssetsDefinition:
     return _asset, _parity
 
 
-def _move(context, mode: str, plan: engine.Plan, postgres, ch, pull) -> engine.SyncResult:
+def _move(context, mode: str, plan: engine.Plan, postgres, ch, warehouse: WarehouseResource) -> engine.SyncResult:
+    route = {"pull_url": warehouse.pull_postgres_url, "parallel_from_rows": warehouse.parallel_from_rows}
     if mode == "incremental":
-        return engine.incremental(plan, postgres, ch, pull)
+        return engine.incremental(plan, postgres, ch, **route)
     if mode == "full":
         lo, hi = engine.data_extent(plan, postgres)
-        result = engine.replace_partitions(plan, postgres, ch, lo, hi, pull) if lo else \
+        result = engine.replace_partitions(plan, postgres, ch, lo, hi, **route) if lo else \
             engine.SyncResult(0, None, None, "replace")
         evolve.mark_backfilled(postgres, plan.table.name, [c.name for c in plan.columns], context.run.run_id)
         return result
     window = context.partition_time_window
-    return engine.replace_partitions(plan, postgres, ch, window.start, window.end, pull)
+    return engine.replace_partitions(plan, postgres, ch, window.start, window.end, **route)
 
 
 def _report_days(context: dg.AssetExecutionContext, plan: engine.Plan, postgres: PostgresResource,
@@ -152,8 +153,8 @@ def _rejects_check(context, table: SyncedTable, postgres: PostgresResource, noti
     listed = [f"{table.name}.{r.column} key {r.key}: {r.value!r} ({r.reason})" for r in oldest]
     if new:
         notifier.send(Notification(
-            "warehouse.rejects", Severity.WARN, f"warehouse/{table.name}: {new} rows held back",
-            f"{count} rows of {table.name} are not in ClickHouse because one of their values cannot be held "
+            type="warehouse.rejects", severity=Severity.WARN, title=f"warehouse/{table.name}: {new} rows held back",
+            body=f"{count} rows of {table.name} are not in ClickHouse because one of their values cannot be held "
             "exactly; fix them in Postgres and the next sync moves them.\n" + "\n".join(listed),
             dedup_key=f"warehouse.rejects:{table.name}:{context.run.run_id}"))
     return dg.AssetCheckResult(check_name=REJECTS_CHECK, passed=count == 0, severity=dg.AssetCheckSeverity.ERROR,

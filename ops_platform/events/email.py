@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from ops_platform.events.outbox import Event, InvalidEvent, Result, json_type, require
 from ops_platform.framework.dead_letters import dead_letter
-from ops_platform.notifications.channels import DeliveryError
+from ops_platform.outbound.retry import DeliveryError
 from ops_platform.notifications.email import Email
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.resources.postgres import PostgresResource

@@ -23,9 +23,9 @@ from sqlalchemy import text
 
 from ops_platform.events.outbox import Event, InvalidEvent, Result, require
 from ops_platform.framework.dead_letters import dead_letter
-from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, retryable_status
-from ops_platform.notifications.http import post_once
-from ops_platform.notifications.retry import AttemptFailed, Final, RetryRule
+from ops_platform.outbound.retry import DeliveryError
+from ops_platform.outbound.http import post_once
+from ops_platform.outbound.retry import AttemptFailed, Final, RetryRule
 from ops_platform.notifications.webhook import signed_headers
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.retry_queue.handlers import HandlerResources, PermanentError, TransientError, handler
@@ -49,11 +49,11 @@ class WebhookSettings:
 
 
 _HOOK_SQL = text("SELECT id, url, secret, events, active FROM webhooks WHERE id = :id")
-_DONE_SQL = text("SELECT attempt, status_code, error, success FROM webhook_deliveries"
+_DONE_SQL = text("SELECT attempt, status_code, error, success, retryable FROM webhook_deliveries"
                  " WHERE event_id = :event_id AND webhook_id = :webhook_id ORDER BY attempt")
 _RECORD_SQL = text(
-    "INSERT INTO webhook_deliveries (event_id, webhook_id, attempt, status_code, error, duration_ms, success)"
-    " VALUES (:event_id, :webhook_id, :attempt, :status_code, :error, :duration_ms, :success)"
+    "INSERT INTO webhook_deliveries (event_id, webhook_id, attempt, status_code, error, duration_ms, success, retryable)"
+    " VALUES (:event_id, :webhook_id, :attempt, :status_code, :error, :duration_ms, :success, :retryable)"
 )
 
 
@@ -85,33 +85,32 @@ def deliver_webhook(postgres: PostgresResource, event: Event, settings: WebhookS
     def attempt() -> None:
         nonlocal made
         made += 1
-        started, status, error = time.perf_counter(), None, None
+        started, status, error, retryable = time.perf_counter(), None, None, None
         try:
             status = post_once(http, hook.url, content=body, timeout=settings.timeout_seconds,
                                headers=headers | signed_headers(hook.secret, key, body)).status_code
         except AttemptFailed as err:
-            status = err.status
-            error = f"{err.error} {NOT_RETRIED}" if isinstance(err, Final) and status is None else err.error
+            status, error, retryable = err.status, err.error, not isinstance(err, Final)
             raise
         finally:
             with postgres.begin() as conn:
                 conn.execute(_RECORD_SQL, ids | {"attempt": len(done) + made, "status_code": status, "error": error,
                                                  "duration_ms": round((time.perf_counter() - started) * 1000),
-                                                 "success": error is None})
+                                                 "success": error is None, "retryable": retryable})
 
     attempts, error = len(done), done[-1].error if done else "not attempted"
-    final = bool(done) and not _retryable(done[-1].status_code, done[-1].error)
+    final = bool(done) and done[-1].retryable is False
     if not final and attempts < settings.attempts:
         try:
             settings.rule().call(attempt, f"webhook {webhook_id}", done=len(done))
             return Result("delivered", counts={"webhook_attempts": made})
         except DeliveryError as err:
-            attempts, final = err.attempts, NOT_RETRIED in str(err)
+            attempts, final = err.attempts, not err.retryable
             if err.retry_at and not final and attempts < settings.attempts:
                 return _hand_over(postgres, event, webhook_id, key, str(err), err.retry_at, made)
             with postgres.begin() as conn:
                 error = conn.execute(_DONE_SQL, ids).all()[-1].error
-    reason = f"webhook {webhook_id}: {error} after {attempts} attempt(s)" + (f" {NOT_RETRIED}" if final else "")
+    reason = f"webhook {webhook_id}: {error} after {attempts} attempt(s)" + (" (not retried)" if final else "")
     with postgres.begin() as conn:
         dead_letter(conn, source="webhook", dedup_key=key, error=reason, attempts=attempts,
                     payload={"event_id": event.id, "name": event.name, "payload": event.payload})
@@ -146,8 +145,3 @@ def redeliver_webhook(payload: dict[str, Any], resources: HandlerResources) -> N
         conn.execute(text("UPDATE events_handled SET outcome = :outcome, error = :error WHERE event_id = :id"),
                      {"id": row.id, "outcome": result.outcome, "error": result.error})
 
-
-def _retryable(status: int | None, error: str | None) -> bool:
-    if error and error.endswith(NOT_RETRIED):
-        return False
-    return retryable_status(status)

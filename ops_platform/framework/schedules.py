@@ -10,7 +10,7 @@ import dagster as dg
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.settings import cron_from_env
+from ops_platform.settings import current
 
 RequestFn = Callable[[dg.ScheduleEvaluationContext], dg.RunRequest]
 
@@ -28,10 +28,10 @@ def gated_schedule(
 ) -> dg.ScheduleDefinition:
     """A running-by-default schedule whose ticks skip (with the reason) while its controls are off.
 
-    `env_var` names the variable that may override `cron`; a bad value stops the code location's load
-    with a sentence naming the variable (settings.cron_from_env).
+    `env_var` names the variable that may override `cron` (a field of Settings, validated when the
+    settings load: a bad value stops the code location's load with a sentence naming the variable).
     """
-    cron = cron_from_env(env_var, cron)
+    cron = current().cron(env_var, cron)
     override = f" Override with {env_var}." if env_var else ""
 
     @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=timezone,

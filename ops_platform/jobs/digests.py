@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from ops_platform.digests.content import build_body, digest_period, parse_include
 from ops_platform.framework.controls import NOTIFY_JOB, gate_tags
 from ops_platform.framework.cron import zone
-from ops_platform.framework.cron_rows import DIGESTS, Due, DueBatchConfig, deliver_batch
+from ops_platform.notifications.cron_rows import DIGESTS, Due, DueBatchConfig, deliver_batch
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.notifications import Notification, NotifierResource, Severity

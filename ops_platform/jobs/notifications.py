@@ -16,7 +16,7 @@ import dagster as dg
 from sqlalchemy import Connection
 
 from ops_platform.framework.controls import ALWAYS_RUNS, COMMS, KILL_SWITCH, NOTIFY_JOB, gate_tags
-from ops_platform.framework.cron_rows import SCHEDULED, Due, DueBatchConfig, deliver_batch
+from ops_platform.notifications.cron_rows import SCHEDULED, Due, DueBatchConfig, deliver_batch
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.framework.run_keys import batches, run_key
@@ -26,19 +26,8 @@ from ops_platform.resources.postgres import PostgresResource
 BATCH_SIZE = 500
 
 
-class MessageConfig(dg.Config):
-    type: str
-    severity: str
-    title: str
-    body: str
-    dedup_key: str
-    meta: dict = {}
-    channels: list[str] | None = None
-    recipients: list[str] = []
-
-
 class NotifyConfig(dg.Config):
-    messages: list[MessageConfig]
+    messages: list[Notification]
 
 
 # No gates of its own: the policy layer applies kill switch, comms and quiet hours to each message
@@ -46,11 +35,7 @@ class NotifyConfig(dg.Config):
 @dg.op(tags=gate_tags(ALWAYS_RUNS), retry_policy=DEFAULT_RETRY_POLICY)
 def send_notifications(context: dg.OpExecutionContext, config: NotifyConfig, notifier: NotifierResource) -> dg.Output:
     guard_run(context, notifier.postgres)
-    statuses = notifier.send_batch([
-        Notification(type=m.type, severity=Severity(m.severity), title=m.title, body=m.body, dedup_key=m.dedup_key,
-                     meta=m.meta, channels=tuple(m.channels) if m.channels else None, recipients=tuple(m.recipients))
-        for m in config.messages
-    ])
+    statuses = notifier.send_batch(config.messages)
     summary = {status: statuses.count(status) for status in sorted(set(statuses))}
     context.log.info(f"notifications: {summary}")
     return dg.Output(None, metadata=summary)
@@ -70,15 +55,10 @@ def notify_requests(source: str, messages: Sequence[Notification], batch_size: i
         requests.append(dg.RunRequest(
             run_key=run_key(source, (m.dedup_key for m in batch), at),
             job_name=notify_job.name,
-            run_config={"ops": {"send_notifications": {"config": {"messages": [_config(m) for m in batch]}}}},
+            run_config={"ops": {"send_notifications": {"config": {"messages": [m.model_dump(mode="json") for m in batch]}}}},
             tags={"ops/source": source, "ops/messages": str(len(batch))},
         ))
     return requests
-
-
-def _config(m: Notification) -> dict:
-    return {"type": m.type, "severity": str(m.severity), "title": m.title, "body": m.body, "dedup_key": m.dedup_key,
-            "meta": m.meta, "channels": list(m.channels) if m.channels else None, "recipients": list(m.recipients)}
 
 
 @dg.op(tags=gate_tags((KILL_SWITCH, COMMS)), retry_policy=DEFAULT_RETRY_POLICY)

@@ -11,16 +11,16 @@ switch or with comms off.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
 from sqlalchemy import text
 
 from ops_platform.framework.controls import read_controls
-from ops_platform.monitoring.probes import Probe, probe_all, safe_url
+from ops_platform.monitoring.probes import Probe, probe_all
+from ops_platform.outbound.http import safe_url
 from ops_platform.resources.postgres import DatabaseUnavailable, PostgresResource
-from ops_platform.settings import ConfigError, ops_home
+from ops_platform.settings import ConfigError, Settings, current
 
 DB_SLOW_MS = 1000
 DISK_ALERT_PERCENT = 90
@@ -32,17 +32,14 @@ DEAD_LETTERS_SQL = text("SELECT count(*), count(*) FILTER (WHERE created_at > no
 LATENCY_SAMPLE_SQL = text("INSERT INTO db_latency_samples (latency_ms) VALUES (:ms)")
 
 
-def health_endpoints() -> list[Probe]:
+def health_endpoints(settings: Settings | None = None) -> list[Probe]:
     """The URLs of OPS_HEALTH_ENDPOINTS; a ConfigError (without the URL: it may hold a token) if one is not http(s)."""
-    urls = [u.strip() for u in os.environ.get(ENDPOINTS_VAR, "").split(",") if u.strip()]
+    urls = (settings or current()).health_endpoints
     for index, url in enumerate(urls):
         if not url.startswith(("http://", "https://")) or not safe_url(url).split("://", 1)[1]:
             raise ConfigError(f"{ENDPOINTS_VAR}: entry {index + 1} is not an http(s) URL; expected a comma-separated "
                               "list such as https://api.notion.com,https://n8n.example.com/healthz")
     return [Probe(safe_url(url), url, expect_status=None) for url in urls]
-
-
-health_endpoints()  # a bad OPS_HEALTH_ENDPOINTS stops the code location loading, with the reason
 
 
 def check_endpoints(probes: list[Probe], timeout_seconds: float = ENDPOINT_TIMEOUT_SECONDS) -> tuple[list[str], dict]:
@@ -73,7 +70,7 @@ def check_health(postgres: PostgresResource, disk_alert_percent: float = DISK_AL
                             "see `ops dead-letters`)")
     except DatabaseUnavailable as err:
         problems.append(str(err))
-    home = ops_home()
+    home = current().home.resolve()
     usage = shutil.disk_usage(home if home.exists() else home.parent)
     used = round(100 * usage.used / usage.total, 1)
     report["disk_used_percent"] = used

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import httpx
+
+from ops_platform.outbound.http import safe_url
 
 MAX_PARALLEL = 8
 
@@ -40,14 +41,6 @@ class ProbeResult:
     def slow_only(self) -> bool:
         """The endpoint answered as expected, just too slowly."""
         return not self.ok and self.error.startswith("slow:")
-
-
-def safe_url(url: str) -> str:
-    """scheme://host[:port]/path: what may be shown of a URL."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def probe_all(probes: Sequence[Probe], timeout_seconds: float) -> list[ProbeResult]:

@@ -15,11 +15,10 @@ from sqlalchemy import text
 
 from ops_platform.monitoring.probes import Probe
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.settings import ConfigError, json_from_env
+from ops_platform.settings import ConfigError, Settings, current
 
 CHECKS_VAR = "OPS_SYNTHETIC_CHECKS"
 DEFAULT_MAX_LATENCY_MS = 3000
-EXAMPLE = '[{"name": "dashboard", "url": "https://app.example.com/health", "max_latency_ms": 2000}]'
 
 
 class SyntheticCheck(BaseModel):
@@ -37,11 +36,10 @@ class SyntheticCheck(BaseModel):
 _CHECKS = TypeAdapter(list[SyntheticCheck])
 
 
-def checks_from_env() -> list[Probe]:
+def deployed_checks(settings: Settings | None = None) -> list[Probe]:
     """The checks in OPS_SYNTHETIC_CHECKS; a ConfigError naming the entry and field when one is wrong."""
-    value = json_from_env(CHECKS_VAR, list, EXAMPLE, default=[])
     try:
-        checks = _CHECKS.validate_python(value)
+        checks = _CHECKS.validate_python((settings or current()).synthetic_checks)
     except ValidationError as err:
         # Field paths and reasons only: the input may hold a URL with a token in it.
         problems = "; ".join(f"{CHECKS_VAR}{_where(e['loc'])}: {e['msg']}"
@@ -59,12 +57,12 @@ def _where(loc: tuple) -> str:
     return f"[{index}]" + "".join(f".{f}" for f in fields)
 
 
-def configured_checks(postgres: PostgresResource) -> list[Probe]:
-    """The environment's checks, then the enabled rows of synthetic_checks not named there."""
-    from_env = checks_from_env()
-    names = [p.name for p in from_env]
+def configured_checks(postgres: PostgresResource, settings: Settings | None = None) -> list[Probe]:
+    """The deployed checks (settings), then the enabled rows of synthetic_checks not named there."""
+    deployed = deployed_checks(settings)
+    names = [p.name for p in deployed]
     with postgres.begin() as conn:
         rows = conn.execute(text(
             "SELECT name, url, expect_status, max_latency_ms FROM synthetic_checks"
             " WHERE enabled AND NOT (name = ANY(:names)) ORDER BY name"), {"names": names}).all()
-    return from_env + [Probe(r.name, r.url, r.expect_status, r.max_latency_ms) for r in rows]
+    return deployed + [Probe(r.name, r.url, r.expect_status, r.max_latency_ms) for r in rows]

@@ -1,25 +1,15 @@
-"""Channels behind one interface: `deliver(notification_id, payload, conn)` or raise DeliveryError."""
+"""Channels behind one interface: `deliver(notification_id, payload, conn)` or raise outbound.retry.DeliveryError."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
 SIGNATURE_HEADER = "X-Ops-Signature"
-
-
-class DeliveryError(RuntimeError):
-    """A channel gave up: `attempts` made in all; `retry_at` (UTC), when set, is the earliest time the other
-    side asked to be tried again (its wait hint), which the retry queue uses as the job's `run_at`."""
-
-    def __init__(self, message: str, attempts: int, retry_at: datetime | None = None):
-        super().__init__(message)
-        self.attempts, self.retry_at = attempts, retry_at
 
 
 class Channel(Protocol):
@@ -53,13 +43,3 @@ def sign(secret: str, body: bytes) -> str:
 
 def verify(secret: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, body), signature)
-
-
-# Ends the error of a failure no retry can fix; the retry queue reads it to dead-letter at once.
-NOT_RETRIED = "(not retried)"
-
-
-def retryable_status(status: int | None) -> bool:
-    """Whether a failed HTTP call may succeed if repeated: network errors (None), 408, 425, 429 and 5xx.
-    Any other 4xx is the provider refusing the request itself; repeating it only repeats the refusal."""
-    return status is None or status in (408, 425, 429) or status >= 500

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ops_platform.notifications.http import RetryingHttp
+from ops_platform.outbound.http import RetryingHttp
 
 TELEGRAM_TEXT_LIMIT = 4096  # characters per Telegram message
 SEVERITY_COLOURS = {"SEV0": "attention", "SEV1": "warning", "WARN": "warning", "INFO": "default"}

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
-from ops_platform.notifications.channels import DeliveryError
-from ops_platform.notifications.http import RetryingHttp
-from ops_platform.notifications.retry import Final, Retryable, RetryRule
+from ops_platform.outbound.retry import DeliveryError
+from ops_platform.outbound.http import RetryingHttp
+from ops_platform.outbound.retry import Final, Retryable, RetryRule
 
 API_BATCH_LIMIT = 100  # Resend's batch endpoint takes at most 100 emails per call
 SMTP_REPLY_CHARS = 200  # of a server's reply kept in the error

@@ -21,8 +21,10 @@ from sqlalchemy import Connection, text
 
 from ops_platform.framework.controls import read_controls
 from ops_platform.framework.dead_letters import dead_letter
-from ops_platform.notifications.channels import Channel, DeliveryError
+from ops_platform.notifications.channels import Channel
+from ops_platform.outbound.retry import DeliveryError
 from ops_platform.notifications.message import Notification, Severity
+from ops_platform.notifications.redelivery import dead_job_notice, on_delivery_failure
 from ops_platform.notifications.policy import (
     DEFAULT_GROUP_OVER,
     DEFAULT_RATE_LIMITS,
@@ -63,7 +65,7 @@ class NotifierResource(dg.ConfigurableResource):
         # Only messages that would go to the same people the same way can share one grouped message.
         by_type: dict[tuple, list[int]] = defaultdict(list)
         for index, message in enumerate(messages):
-            by_type[(message.type, message.channels, message.recipients)].append(index)
+            by_type[(message.type, tuple(message.channels or ()), tuple(message.recipients))].append(index)
         policy = _Policy(self, at, limits)
         with self._channel_cache() as channel:
             for indexes in by_type.values():
@@ -90,7 +92,7 @@ class NotifierResource(dg.ConfigurableResource):
                     )).mappings().first()
                     if row is None:
                         break
-                    message = _from_row(row)
+                    message = Notification.from_row(row)
                     decision = decide(message, read_controls(conn), self.routes, at)
                     if decision.status == "held":  # quiet hours again: the rest waits for the next release
                         break
@@ -98,6 +100,10 @@ class NotifierResource(dg.ConfigurableResource):
                         decision = Decision("deliver", tuple(row["channels"]))
                     counts[self._apply(conn, row["id"], message, decision, channel)] += 1
         return dict(counts)
+
+    def notify_dead_jobs(self, jobs: list, at: datetime) -> None:
+        """The retry queue's DeadJobNotifier: one WARN notice per dead job (grouped when many)."""
+        self.send_batch([dead_job_notice(job) for job in jobs], at)
 
     def channel(self, name: str) -> Channel:
         return self.channels.channel(name)
@@ -225,23 +231,6 @@ class _Policy:
         return self._controls
 
 
-def on_delivery_failure(conn: Connection, notification_id: int, channel: str, error: str, attempts: int,
-                        payload: dict, retry_at: datetime | None = None) -> None:
-    """A channel gave up on a message after its inline attempts: the retry queue tries again later
-    (5 attempts with backoff, in this transaction so the failure and the retry are recorded together;
-    not before `retry_at`, the wait the provider asked for, when given) and dead-letters it when those
-    run out. The queue's own dead-job notices are dead-lettered at once:
-    retrying them through the channel that is failing could chain notices about notices."""
-    from ops_platform.retry_queue.queue import DEAD_KEY_PREFIX, enqueue  # here: the queue imports this package
-
-    key = f"notification:{notification_id}:{channel}"
-    if str(payload.get("dedup_key", "")).startswith(DEAD_KEY_PREFIX):
-        dead_letter(conn, source=f"notify:{channel}", dedup_key=key, error=error, attempts=attempts, payload=payload)
-        return
-    enqueue(conn, "notification.redeliver", {"notification_id": notification_id, "channel": channel}, dedup_key=key,
-            run_at=retry_at)
-
-
 def _group_message(message_type: str, members: list[Notification]) -> Notification:
     keys = sorted(m.dedup_key for m in members)
     digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
@@ -253,12 +242,6 @@ def _group_message(message_type: str, members: list[Notification]) -> Notificati
                         body="\n".join(lines), dedup_key=f"group:{message_type}:{digest}",
                         meta={"grouped": len(members), "dedup_keys": keys[:GROUP_LIST_LIMIT]},
                         channels=members[0].channels, recipients=members[0].recipients)
-
-
-def _from_row(row) -> Notification:
-    return Notification(type=row["type"], severity=Severity(row["severity"]), title=row["title"], body=row["body"],
-                        dedup_key=row["dedup_key"], meta=row["meta"], recipients=tuple(row["recipients"]),
-                        channels=tuple(row["requested_channels"]) if row["requested_channels"] else None)
 
 
 def _claim(conn: Connection, message: Notification, at: datetime) -> int | None:

@@ -12,8 +12,8 @@ from xml.sax.saxutils import escape
 
 from sqlalchemy import Connection
 
-from ops_platform.notifications.channels import DeliveryError
-from ops_platform.notifications.http import RetryingHttp
+from ops_platform.outbound.retry import DeliveryError
+from ops_platform.outbound.http import RetryingHttp
 
 SMS_LIMIT = 1600  # characters Twilio accepts in one message body
 CALL_SECONDS = 60

@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from standardwebhooks import Webhook
 
 from ops_platform.notifications.channels import SIGNATURE_HEADER, sign
-from ops_platform.notifications.http import RetryingHttp
+from ops_platform.outbound.http import RetryingHttp
 
 SECRET_PREFIX = "whsec_"
 

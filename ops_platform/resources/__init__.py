@@ -1,1 +1,1 @@
-"""Resources: Postgres, the warehouse, and (in from_env) how they are built from the environment."""
+"""Resources: the operational database (Postgres) and the analytics warehouse (ClickHouse or chDB)."""

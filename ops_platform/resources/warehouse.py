@@ -3,7 +3,8 @@
 An on-disk chDB directory is usable by one process at a time. Dagster runs each step in its own
 process, so in embedded mode a step opens the client late, closes it early, and waits (with
 backoff and jitter) while another process holds the directory. Steps that touch the warehouse also
-sit in the `warehouse` concurrency pool, limited to 1 in dagster.yaml, so they rarely wait at all.
+sit in the `warehouse` concurrency pool, whose limit follows the warehouse kind (warehouse_pool_limit:
+1 for chDB, so they rarely wait at all; more for a ClickHouse server).
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 from pydantic import Field
 
+from ops_platform.settings import ConfigError, Settings
+
 WAREHOUSE_POOL = "warehouse"
+POOL_LIMIT_VAR = "OPS_WAREHOUSE_POOL_LIMIT"
+SERVER_POOL_LIMIT = 8
 WAITING_MESSAGE = "the embedded warehouse directory is in use by another process; waiting"
 log = logging.getLogger("ops_platform.warehouse")
 _LOCKED = "Unable to open the chdb engine"
@@ -52,6 +57,32 @@ def open_client(url: str, database: str | None = None, wait_seconds: float = 300
             delay = min(delay * 2, 1.0)
 
 
+def is_chdb(url: str) -> bool:
+    return url.startswith("chdb:")
+
+
+def warehouse_pool_limit(url: str, settings: Settings | None = None) -> int:
+    """How many steps the `warehouse` pool lets run at once for the warehouse at `url`: 1 for chDB (an on-disk
+    chDB directory is usable by one process at a time), else OPS_WAREHOUSE_POOL_LIMIT (default 8) for a
+    ClickHouse server. Raises ConfigError for a limit that is not a whole number above 0, or above 1 for chDB.
+    `settings`: read now when not given (the CLI sets the limit when it starts the platform)."""
+    configured = (settings or Settings.load()).warehouse_pool_limit
+    if is_chdb(url):
+        if configured not in (None, 1):
+            raise ConfigError(f"{POOL_LIMIT_VAR} cannot raise the limit for chDB, whose directory is one process's "
+                              "at a time: unset it, or use a ClickHouse server (OPS_WAREHOUSE_URL=http(s)://…)")
+        return 1
+    return configured or SERVER_POOL_LIMIT
+
+
+def apply_pool_limit(instance: dg.DagsterInstance, url: str) -> int:
+    """Set the `warehouse` pool's limit in Dagster's instance from the warehouse kind (`ops up`, `ops migrate`);
+    returns it. Lowering it lets the steps that hold slots finish; new ones wait."""
+    limit = warehouse_pool_limit(url)
+    instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, limit)
+    return limit
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """ClickHouse (`http(s)://…`) or chDB (`chdb:///dir`). The URL comes from the environment (EnvVar)."""
 
@@ -61,10 +92,13 @@ class WarehouseResource(dg.ConfigurableResource):
     pull_postgres_url: str | None = Field(
         default=None, description="When set, ClickHouse pulls synced rows from this Postgres URL (postgresql() table "
         "function) instead of the platform streaming them; it must be reachable from ClickHouse. EnvVar.")
+    parallel_from_rows: int = Field(
+        default=300_000, gt=0, description="A sync window Postgres estimates at this many rows or more moves in "
+        "parallel key ranges (OPS_SYNC_PARALLEL_FROM_ROWS).")
 
     @property
     def embedded(self) -> bool:
-        return self.url.startswith("chdb:")
+        return is_chdb(self.url)
 
     @contextmanager
     def client(self) -> Iterator[Client]:

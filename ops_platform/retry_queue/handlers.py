@@ -10,20 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
-from sqlalchemy import text
 
-from ops_platform.framework.controls import COMMS, KILL_SWITCH, read_controls
-from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError, retryable_status
-from ops_platform.notifications.http import wait_hint
-from ops_platform.notifications.message import Notification, Severity
+from ops_platform.outbound.http import wait_hint
+from ops_platform.outbound.retry import retryable_status
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.settings import ConfigError
-
-if TYPE_CHECKING:
-    from ops_platform.notifications.resource import NotifierResource
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
@@ -50,7 +43,7 @@ class Deferred(RuntimeError):
 @dataclass(frozen=True)
 class HandlerResources:
     postgres: PostgresResource
-    notifier: NotifierResource
+    notifier: Any  # the NotifierResource; the handler that uses it (notifications/redelivery.py) knows its type
     http_timeout_seconds: float = 10.0
 
 
@@ -75,70 +68,22 @@ def handler_for(job_name: str) -> Handler:
         raise PermanentError(f"no handler for job {job_name!r} (known: {', '.join(sorted(HANDLERS))})") from None
 
 
-def _field(payload: dict[str, Any], name: str, kind: type) -> Any:
+def payload_field(payload: dict[str, Any], name: str, kind: type) -> Any:
     value = payload.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise PermanentError(f"payload field {name!r} must be a {kind.__name__}, got {value!r}")
     return value
 
 
-@handler("notification.redeliver")
-def redeliver_notification(payload: dict[str, Any], resources: HandlerResources) -> None:
-    """Deliver a failed notification again through one channel; 'sent' once no channel is left to retry.
-
-    Already 'sent' means an earlier attempt delivered it and crashed before recording that: done.
-    """
-    notification_id, channel = _field(payload, "notification_id", int), _field(payload, "channel", str)
-    with resources.postgres.begin() as conn:
-        row = conn.execute(text(
-            "SELECT type, severity, title, body, dedup_key, meta, recipients, status FROM notifications"
-            " WHERE id = :id FOR UPDATE"), {"id": notification_id}).first()
-        if row is None:
-            raise PermanentError(f"notification {notification_id} does not exist")
-        if row.status == "sent":
-            return
-        if row.status != "failed":
-            raise PermanentError(f"notification {notification_id} is {row.status!r}, not 'failed': not redelivered")
-        blocked = read_controls(conn).blocked_by((KILL_SWITCH, COMMS))
-        if blocked:  # wait for the control to be lifted; the message is not lost and no attempt is spent
-            raise Deferred(f"notification {notification_id} waits: {blocked}")
-        message = Notification(type=row.type, severity=Severity(row.severity), title=row.title, body=row.body,
-                               dedup_key=row.dedup_key, meta=row.meta, recipients=tuple(row.recipients))
-        try:
-            transport = resources.notifier.channel(channel)
-        except ConfigError as err:
-            raise PermanentError(str(err)) from None
-        try:
-            transport.deliver(notification_id, message.payload(notification_id), conn)
-        except DeliveryError as err:
-            if NOT_RETRIED in str(err):
-                raise PermanentError(str(err)) from None
-            raise TransientError(str(err), err.retry_at) from None
-        finally:
-            close = getattr(transport, "close", None)
-            if close:
-                close()
-        # Another channel of the same message still waiting in the queue keeps it 'failed'.
-        conn.execute(text(
-            "UPDATE notifications SET reason = concat_ws('; ', reason, CAST(:note AS text)),"
-            " status = CASE WHEN other.waiting THEN status ELSE 'sent' END,"
-            " sent_at = CASE WHEN other.waiting THEN sent_at ELSE now() END"
-            " FROM (SELECT EXISTS (SELECT 1 FROM retry_jobs WHERE job_name = 'notification.redeliver'"
-            "   AND dedup_key LIKE :prefix AND dedup_key <> :mine AND status <> 'completed') AS waiting) AS other"
-            " WHERE id = :id"),
-            {"id": notification_id, "note": f"{channel}: redelivered by the retry queue",
-             "prefix": f"notification:{notification_id}:%", "mine": f"notification:{notification_id}:{channel}"})
-
-
 @handler("http.request")
 def http_request(payload: dict[str, Any], resources: HandlerResources) -> None:
     """A generic outbound call: 2xx succeeds; 5xx, 408, 425, 429 and network errors are retried (not before
     the wait the server asked for, `http.wait_hint`); any other status is final. Errors name the URL without query or credentials."""
-    method = _field(payload, "method", str).upper()
+    method = payload_field(payload, "method", str).upper()
     if method not in HTTP_METHODS:
         raise PermanentError(f"payload field 'method' must be one of {', '.join(HTTP_METHODS)}, got {method!r}")
     try:
-        url = httpx.URL(_field(payload, "url", str))
+        url = httpx.URL(payload_field(payload, "url", str))
     except httpx.InvalidURL as err:
         raise PermanentError(f"payload field 'url' is not a URL: {err}") from None
     if url.scheme not in ("http", "https") or not url.host:
@@ -158,4 +103,4 @@ def http_request(payload: dict[str, Any], resources: HandlerResources) -> None:
     if retryable_status(status):
         hint = wait_hint(response)
         raise TransientError(f"{where}: HTTP {status}", datetime.now(UTC) + timedelta(seconds=hint) if hint else None)
-    raise PermanentError(f"{where}: HTTP {status} {NOT_RETRIED}")
+    raise PermanentError(f"{where}: HTTP {status} (not retried)")

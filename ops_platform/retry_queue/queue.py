@@ -10,14 +10,16 @@ A job moves pending → running (claimed by one pass) → completed, back to pen
   `TransientError` with `retry_at` (the wait the other side asked for: Retry-After and the like) waits
   at least until then.
 - Dead: status 'dead', one dead letter (keyed by the job's dedup_key, else `retry_job:{id}`) and one
-  WARN notification `retry_dead:{id}`. WARN, not SEV1: the seed rates persistent failures WARN
+  WARN notification `retry_dead:{id}`, which the queue asks of its `DeadJobNotifier` (the
+  NotifierResource; the queue imports nothing of notifications/). WARN, not SEV1: the seed rates persistent failures WARN
   ("WARN after 3 failures"), and nothing is lost (the dead letter keeps the work until someone
   resolves it), so it goes to the digest instead of waking someone with an SMS; a burst of dead
   jobs is grouped into one message by the notifier. The notification is sent after the job is
   marked dead; a pass that crashes in between is repaired by the next one (notified_at is NULL).
 - Abandoned claims: a job still 'running' RUNNING_TIMEOUT (10 min) after its claim belongs to a
   pass that crashed (a whole pass takes at most ~8 min: 10 jobs × ~50 s of a channel's inline
-  attempts, timeouts and obeyed waits, see notifications/retry.py). That start counts as a failed attempt: the job goes back to pending with
+  attempts, timeouts and obeyed waits, see outbound/retry.py). That start counts as a failed attempt:
+  the job goes back to pending with
   backoff, or to the dead letters at max_attempts, so nothing is lost and a job that kills its
   worker cannot loop forever. Handlers therefore run at least once; they are written to be
   idempotent where they can be (a notification already 'sent' is not delivered again).
@@ -31,26 +33,36 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
 from ops_platform.framework.dead_letters import dead_letter
-from ops_platform.monitoring.probes import safe_url
-from ops_platform.notifications.message import Notification, Severity
+from ops_platform.outbound.http import safe_url
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.retry_queue.handlers import HANDLERS, Deferred, HandlerResources, PermanentError, handler_for
-
-if TYPE_CHECKING:
-    from ops_platform.notifications.resource import NotifierResource
 
 BASE_DELAY_SECONDS = 2
 MAX_DELAY_SECONDS = 60
 MAX_ATTEMPTS = 5
 BATCH_SIZE = 10
 RUNNING_TIMEOUT = timedelta(minutes=10)
-DEAD_KEY_PREFIX = "retry_dead:"
 _SECRET_KEY = re.compile(r"auth|token|secret|password|passwd|cookie|signature|api[-_]?key", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DeadJob:
+    id: int
+    job_name: str
+    attempts: int
+    last_error: str | None
+    dedup_key: str | None
+
+
+class DeadJobNotifier(Protocol):
+    """What the queue asks of the notifier: tell people about jobs that died (NotifierResource does)."""
+
+    def notify_dead_jobs(self, jobs: list[DeadJob], at: datetime) -> None: ...
 
 
 def backoff_seconds(attempts: int) -> int:
@@ -187,30 +199,19 @@ def _record_failure(conn: Connection, job: Job, error: str, at: datetime, perman
     return "retried"
 
 
-def notify_dead(postgres: PostgresResource, notifier: NotifierResource, at: datetime, limit: int = 100) -> int:
-    """One WARN notification per dead job not yet notified (dedup key retry_dead:{id}); returns how many."""
+def notify_dead(postgres: PostgresResource, notifier: DeadJobNotifier, at: datetime, limit: int = 100) -> int:
+    """Tell the notifier about each dead job not yet notified, then mark them notified; returns how many."""
     with postgres.begin() as conn:
         rows = conn.execute(text(
             "SELECT id, job_name, attempts, last_error, dedup_key FROM retry_jobs"
             " WHERE status = 'dead' AND notified_at IS NULL ORDER BY id LIMIT :limit"), {"limit": limit}).all()
     if not rows:
         return 0
-    notifier.send_batch([dead_notification(r) for r in rows], at)
+    notifier.notify_dead_jobs([DeadJob(*r) for r in rows], at)
     with postgres.begin() as conn:
         conn.execute(text("UPDATE retry_jobs SET notified_at = now() WHERE id = ANY(:ids) AND notified_at IS NULL"),
                      {"ids": [r.id for r in rows]})
     return len(rows)
-
-
-def dead_notification(job) -> Notification:
-    return Notification(
-        type="retry_job_dead", severity=Severity.WARN,
-        title=f"Retry job {job.id} ({job.job_name}) failed permanently",
-        body=f"After {job.attempts} attempt(s): {(job.last_error or 'no error recorded')[:500]}. The work is kept in"
-             f" dead_letters ({job.dedup_key or f'retry_job:{job.id}'}) until someone resolves it.",
-        dedup_key=f"{DEAD_KEY_PREFIX}{job.id}",
-        meta={"retry_job_id": job.id, "job_name": job.job_name, "attempts": job.attempts},
-    )
 
 
 def redacted(value: Any) -> Any:
@@ -225,7 +226,7 @@ def redacted(value: Any) -> Any:
     return value
 
 
-def process_ready(postgres: PostgresResource, notifier: NotifierResource, run_id: str, now: datetime | None = None,
+def process_ready(postgres: PostgresResource, notifier: DeadJobNotifier, run_id: str, now: datetime | None = None,
                   limit: int = BATCH_SIZE, log: Callable[[str], None] | None = None) -> dict[str, int]:
     """One pass of the processor: recover abandoned claims, run up to `limit` ready jobs, notify the dead.
 

@@ -11,19 +11,20 @@ import dagster as dg
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
 from ops_platform.jobs.monitoring import synthetics_job
-from ops_platform.monitoring.synthetics import CHECKS_VAR, checks_from_env, configured_checks
+from ops_platform.monitoring.synthetics import CHECKS_VAR, configured_checks, deployed_checks
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.settings import cron_from_env
+from ops_platform.settings import Settings, current
 
 SCHEDULE_NAME = "synthetics_schedule"
 CRON_VAR, DEFAULT_CRON = "SYNTHETICS_SCHEDULE", "*/5 * * * *"
 
 
-def build_synthetics_schedule() -> dg.ScheduleDefinition:
-    """The schedule as the environment configures it; a ConfigError on a bad cron string or check list."""
-    checks_from_env()  # fail the load on a bad OPS_SYNTHETIC_CHECKS, not the first run
+def build_synthetics_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
+    """The schedule as the settings configure it; a ConfigError on a bad check list."""
+    settings = settings or current()
+    deployed_checks(settings)  # fail the load on a bad OPS_SYNTHETIC_CHECKS, not the first run
 
-    @dg.schedule(name=SCHEDULE_NAME, job=synthetics_job, cron_schedule=cron_from_env(CRON_VAR, DEFAULT_CRON),
+    @dg.schedule(name=SCHEDULE_NAME, job=synthetics_job, cron_schedule=settings.cron(CRON_VAR, DEFAULT_CRON),
                  execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
                  description=f"Seed 004 synthetic monitoring, every 5 minutes. Override with {CRON_VAR}.")
     def synthetics_schedule(context: dg.ScheduleEvaluationContext, postgres: PostgresResource):

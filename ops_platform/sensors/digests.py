@@ -8,7 +8,7 @@ import dagster as dg
 
 from ops_platform.digests.content import parse_include
 from ops_platform.framework.controls import NOTIFY_JOB
-from ops_platform.framework.cron_rows import DIGESTS, due_sensor_result
+from ops_platform.notifications.cron_rows import DIGESTS, due_sensor_result
 from ops_platform.jobs.digests import digests_job, send_digests
 from ops_platform.resources.postgres import PostgresResource
 

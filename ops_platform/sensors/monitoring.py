@@ -23,13 +23,14 @@ from ops_platform.framework.audit import record
 from ops_platform.framework.controls import WRITE_JOB
 from ops_platform.framework.guard import tick_gate
 from ops_platform.jobs.notifications import notify_job, notify_requests
-from ops_platform.monitoring.health import check_health
+from ops_platform.monitoring.health import check_health, health_endpoints
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
 from ops_platform.monitoring.watchers import WATCHERS, Watcher, run_watchers
 from ops_platform.notifications import Notification, Severity
 from ops_platform.resources.postgres import PostgresResource
 
 SENSOR_NAME = "watchers"
+health_endpoints()  # a bad OPS_HEALTH_ENDPOINTS stops the code location loading, with the reason
 
 
 @dataclass(frozen=True)

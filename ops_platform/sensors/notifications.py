@@ -15,7 +15,7 @@ import dagster as dg
 from sqlalchemy import text
 
 from ops_platform.framework.controls import COMMS, KILL_SWITCH, NOTIFY_JOB, read_controls
-from ops_platform.framework.cron_rows import SCHEDULED, due_sensor_result
+from ops_platform.notifications.cron_rows import SCHEDULED, due_sensor_result
 from ops_platform.framework.guard import tick_gate
 from ops_platform.framework.run_keys import run_key
 from ops_platform.jobs.notifications import fire_scheduled_notifications, release_held_job, scheduled_notifications_job

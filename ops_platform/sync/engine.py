@@ -20,7 +20,6 @@ from psycopg import ClientCursor
 from sqlalchemy import text
 
 from ops_platform.resources.postgres import PostgresResource
-from ops_platform.settings import positive_int_from_env
 from ops_platform.sync.evolve import SchemaChange, SchemaDrift, apply_changes, plan_changes
 from ops_platform.sync.rejects import keep_predicate, record_rejects
 from ops_platform.sync.spec import SyncedTable
@@ -43,7 +42,7 @@ PARALLEL_SETTINGS = INSERT_SETTINGS | {"insert_deduplicate": 0}
 PARALLEL_PULL_SETTINGS = PARALLEL_SETTINGS | {"max_threads": 2, "max_insert_threads": 2}
 STREAMS = 2                   # the machines we size for have two cores
 # Postgres' estimate for the window from which two streams pay; below it one stream is as fast.
-PARALLEL_FROM_ROWS_VAR, PARALLEL_FROM_ROWS = "OPS_SYNC_PARALLEL_FROM_ROWS", 300_000
+PARALLEL_FROM_ROWS = 300_000  # a window Postgres estimates smaller moves as one stream (WarehouseResource)
 
 UNPULLABLE = {"ARRAY", "real", "double precision"}  # see Plan.pullable
 MAX_PULL_EXCLUDED_KEYS = 1000  # more held-back rows in one window: that window moves on the client stream
@@ -222,7 +221,8 @@ class SyncResult:
         }
 
 
-def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: str | None = None) -> SyncResult:
+def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: str | None = None,
+                parallel_from_rows: int = PARALLEL_FROM_ROWS) -> SyncResult:
     """Copy rows and tombstones with watermark ≤ time < upper, then advance the watermark to upper.
 
     The window is written down (pending_upper) before any row moves. A run that dies after
@@ -243,7 +243,7 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
     window = {"lo": state.watermark, "hi": upper, "t": table.name}
     where = f"{table.cursor} >= coalesce(%(lo)s::timestamptz, '-infinity') AND {table.cursor} < %(hi)s"
     rejected, held, released = _record_rejects(plan, postgres, table.cursor, state.watermark, upper)
-    ranges = key_ranges(postgres, table, where, window)
+    ranges = key_ranges(postgres, table, where, window, parallel_from_rows)
     if _pulls(plan, pull_url, held):
         rows = pull_into(ch, table.name, plan, pull_url, table.cursor, state.watermark, upper, ranges, held)
     else:
@@ -264,7 +264,7 @@ def incremental(plan: Plan, postgres: PostgresResource, ch: Client, pull_url: st
 
 
 def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start: datetime, end: datetime,
-                       pull_url: str | None = None) -> SyncResult:
+                       pull_url: str | None = None, parallel_from_rows: int = PARALLEL_FROM_ROWS) -> SyncResult:
     """Make the days in [start, end) in ClickHouse an exact copy of Postgres, and touch no other day.
 
     The days' rows go to a staging table. Every ClickHouse partition they touch (a month; a day in
@@ -279,7 +279,7 @@ def replace_partitions(plan: Plan, postgres: PostgresResource, ch: Client, start
     try:
         where = f"{table.partition_column} >= %(lo)s AND {table.partition_column} < %(hi)s"
         window = {"lo": start, "hi": end}
-        ranges = key_ranges(postgres, table, where, window)
+        ranges = key_ranges(postgres, table, where, window, parallel_from_rows)
         if _pulls(plan, pull_url, held):
             rows = pull_into(ch, staging, plan, pull_url, table.partition_column, start, end, ranges, held)
         else:
@@ -376,14 +376,15 @@ Bounds = tuple[int | None, int | None]  # a key range [lo, hi); None is open-end
 WHOLE: list[Bounds] = [(None, None)]
 
 
-def key_ranges(postgres: PostgresResource, table: SyncedTable, where: str, params: dict) -> list[Bounds]:
+def key_ranges(postgres: PostgresResource, table: SyncedTable, where: str, params: dict,
+               parallel_from_rows: int = PARALLEL_FROM_ROWS) -> list[Bounds]:
     """Split the rows matching `where` into STREAMS key ranges, or one range when Postgres estimates
     the window too small for parallel streams to pay. Both probes are cheap: EXPLAIN only plans, and
     the table's min/max key are the two ends of its primary key's index. (The window's own min/max
     could need a scan; a window bunched in one range just leaves the other stream idle.)"""
     with postgres.raw() as conn, ClientCursor(conn) as cur:
         plan = cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.name} WHERE {where}", params).fetchone()[0]
-        if plan[0]["Plan"]["Plan Rows"] < positive_int_from_env(PARALLEL_FROM_ROWS_VAR, PARALLEL_FROM_ROWS):
+        if plan[0]["Plan"]["Plan Rows"] < parallel_from_rows:
             return WHOLE
         lo, hi = cur.execute(f"SELECT min({table.key}), max({table.key}) FROM {table.name}").fetchone()
     if lo is None or hi - lo < STREAMS:

@@ -1,4 +1,5 @@
-"""The one retry rule of every outgoing call (the HTTP channels, the events outbox's webhooks, SMTP), on tenacity.
+"""The one retry rule of every outgoing call (the HTTP channels, the events outbox's webhooks, SMTP, the
+retry queue's HTTP jobs), on tenacity.
 
 - Attempts: 3 by default (seed 001: "max 3 attempts"), counting attempts an earlier run already made.
 - Backoff after the n-th failed attempt: base·2^(n−1) seconds (1 s, 2 s by default), capped at 60 s,
@@ -8,7 +9,7 @@
 - A wait longer than WAIT_HINT_CAP_SECONDS is not slept: the call gives up at once with a DeliveryError whose
   `retry_at` is now + the wait, and the caller hands the work to the retry queue with that `run_at`.
 - What is retried: an attempt raises `Retryable` (network errors, 408, 425, 429, 5xx: `retryable_status`);
-  `Final` (any other refusal) ends the call at once with NOT_RETRIED in the error.
+  `Final` (any other refusal) ends the call at once with a DeliveryError whose `retryable` is False.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import TypeVar
 
 import tenacity
 
-from ops_platform.notifications.channels import NOT_RETRIED, DeliveryError
 
 # The longest wait a provider may ask for that a run sleeps through. 10 s keeps a message's claim
 # transaction short and a retry-queue pass (10 jobs × 3 attempts: 3 timeouts of 10 s + 2 waits) under the
@@ -31,6 +31,24 @@ WAIT_HINT_CAP_SECONDS = 10.0
 BACKOFF_CAP_SECONDS = 60.0
 
 T = TypeVar("T")
+
+
+class DeliveryError(RuntimeError):
+    """A call gave up: `attempts` made in all; `retryable`: whether a later try may succeed (False: the
+    other side refused the request itself, so the retry queue dead-letters it at once); `retry_at` (UTC),
+    when set, is the earliest time the other side asked to be tried again (its wait hint), which the
+    retry queue uses as the job's `run_at`. The message of a failure that is not retryable ends with
+    "(not retried)", for people; code reads `retryable`."""
+
+    def __init__(self, message: str, attempts: int, retry_at: datetime | None = None, retryable: bool = True):
+        super().__init__(message if retryable else f"{message} (not retried)")
+        self.attempts, self.retry_at, self.retryable = attempts, retry_at, retryable
+
+
+def retryable_status(status: int | None) -> bool:
+    """Whether a failed HTTP call may succeed if repeated: network errors (None), 408, 425, 429 and 5xx.
+    Any other 4xx is the provider refusing the request itself; repeating it only repeats the refusal."""
+    return status is None or status in (408, 425, 429) or status >= 500
 
 
 class AttemptFailed(Exception):
@@ -72,8 +90,8 @@ class RetryRule:
         """Run `attempt` until it returns, raises anything but `Retryable`, or the rule gives up.
 
         `done`: attempts already made (by an earlier run) that count against `attempts`. Returns what
-        `attempt` returns. Raises DeliveryError(message, attempts made in all, retry_at): `"{name}: {error}
-        (not retried)"` on `Final`; `"{name}: {error} after {n} attempts"` when they run out, with `retry_at`
+        `attempt` returns. Raises DeliveryError(message, attempts made in all, retry_at, retryable): `"{name}:
+        {error} (not retried)"`, not retryable, on `Final`; `"{name}: {error} after {n} attempts"` when they run out, with `retry_at`
         = now + the last wait hint if there was one; or, when a wait hint is over the cap, at once with
         `retry_at` = now + the hint (nothing is slept). Other exceptions of `attempt` pass through.
         """
@@ -91,7 +109,7 @@ class RetryRule:
         try:
             return retrying(counted)
         except Final as err:
-            raise DeliveryError(f"{name}: {err.error} {NOT_RETRIED}", done + made) from None
+            raise DeliveryError(f"{name}: {err.error}", done + made, retryable=False) from None
         except Retryable as err:
             hint = err.wait_hint
             retry_at = datetime.now(UTC) + timedelta(seconds=hint) if hint else None

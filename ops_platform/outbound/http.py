@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 from typing import Any
 
 import httpx
 
-from ops_platform.notifications.channels import retryable_status
-from ops_platform.notifications.retry import Final, Retryable, RetryRule
+from ops_platform.outbound.retry import Final, Retryable, RetryRule, retryable_status
 
 DETAIL_CHARS = 200
 EPOCH_SECONDS_FROM = 1_000_000_000  # a reset header this large is a Unix time, not a number of seconds
@@ -62,6 +62,14 @@ def _seconds(value: str, dates: bool) -> float | None:
     if number >= EPOCH_SECONDS_FROM:
         number -= datetime.now(UTC).timestamp()
     return max(0.0, number)
+
+
+def safe_url(url: str) -> str:
+    """scheme://host[:port]/path: what may be shown of a URL."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def post_once(client: httpx.Client, url: str, detail: Callable[[httpx.Response], str] = lambda r: "",
