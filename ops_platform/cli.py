@@ -120,24 +120,25 @@ def _serve(args, url: str) -> int:
 
 
 def _start_api(args, ui_url: str) -> subprocess.Popen:
-    """`ops api` next to the UI, on the UI's host, launching runs through the UI's GraphQL."""
-    from ops_platform.api.settings import DAGSTER_URL_VAR, listen_address
-
-    _, port = listen_address(args.host, args.api_port)
+    """`ops api` next to the UI, on the UI's host, launching runs through the UI's GraphQL (unless
+    OPS_DAGSTER_URL names another webserver)."""
+    settings = Settings.load()
+    port = args.api_port or settings.api_port
     local_ui = ui_url.replace("://0.0.0.0:", "://127.0.0.1:")
     print(f"ops: HTTP service (webhooks, triggers) on http://{args.host}:{port}", flush=True)
     return subprocess.Popen([sys.executable, "-m", "ops_platform.cli", "api", "--host", args.host, "--port", str(port)],
-                            env=os.environ | {DAGSTER_URL_VAR: os.environ.get(DAGSTER_URL_VAR) or local_ui})
+                            env=os.environ | {"OPS_DAGSTER_URL": settings.dagster_url or local_ui})
 
 
 def _api(args) -> int:
     from ops_platform.api.app import serve
-    from ops_platform.api.settings import listen_address
+    from ops_platform.api.settings import ApiSettings
 
-    host, port = listen_address(args.host, args.port)
+    settings = Settings.load()
     with rt.running() as runtime:
         migrate_postgres(runtime.postgres)
-        serve(runtime.postgres, host, port)
+        serve(runtime.postgres, ApiSettings.of(settings), args.host or settings.api_host,
+              args.port or settings.api_port)
     return 0
 
 

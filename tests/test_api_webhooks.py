@@ -47,12 +47,7 @@ class Introspection(LocalServer):
         else:
             status, answer = 200, {"active": True, **self.active[form["token"]]} if form.get("token") in self.active \
                 else {"active": False}
-        data = json.dumps(answer).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.reply_json(handler, status, answer)
 
 
 @pytest.fixture
@@ -279,3 +274,24 @@ def test_verifiers_accept_exactly_the_signed_request_and_refuse_anything_else_cl
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": header}
     with pytest.raises(sig.Refused):
         sig.standard_webhook(KINTELL_SECRET, body, headers)
+
+
+def test_the_service_takes_its_urls_and_secrets_from_the_settings(settings_env):
+    from ops_platform.settings import ConfigError, Settings, current
+
+    for name, value in {"OPS_DAGSTER_URL": "http://dagster:3000", "OPS_API_TOKEN": "api-token-1",
+                        "CRON_SECRET": "cron-secret-1", "RESEND_WEBHOOK_SECRET": RESEND_SECRET,
+                        "OPS_TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "GOODERA_CLIENT_ID": "ops-platform",
+                        "WORKDAY_WEBHOOK_PASSWORD": WORKDAY_PASSWORD, "KINTELL_WEBHOOK_SECRET": KINTELL_SECRET}.items():
+        settings_env(name, value)
+    api = ApiSettings.of(current())
+    assert (api.dagster_url, api.api_token, api.cron_secret, api.resend_secret, api.twilio_auth_token) == \
+        ("http://dagster:3000", "api-token-1", "cron-secret-1", RESEND_SECRET, TWILIO_TOKEN)
+    assert (api.goodera_client_id, api.workday_password, api.kintell_secret, api.benevity_secret) == \
+        ("ops-platform", WORKDAY_PASSWORD, KINTELL_SECRET, None)
+    for secret in ("api-token-1", "cron-secret-1", RESEND_SECRET, WORKDAY_PASSWORD, KINTELL_SECRET):
+        assert secret not in repr(api) and secret not in repr(current())
+    assert ApiSettings.of(Settings.load()).dagster_url == "http://dagster:3000"
+    settings_env("OPS_API_PORT", "80a")
+    with pytest.raises(ConfigError, match="OPS_API_PORT must be a port number from 1 to 65535, got '80a'"):
+        Settings.load()

@@ -7,6 +7,7 @@ import json
 from helpers import LocalServer
 
 from ops_platform.monitoring.flows import MONITORS, run_monitors
+from ops_platform.settings import Settings
 
 PASSWORD = "synthetic-password-123"
 
@@ -38,19 +39,14 @@ class App(LocalServer):
                           "/v1/boardroom/decks/x42", "/v1/approvals?status=pending", "/v1/me",
                           "/v1/reports/x42/download", "/v1/evidence?limit=10", "/v1/dashboard"):
                 status, answer = 200, {"ok": True}
-        data = json.dumps(answer).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.reply_json(handler, status, answer)
 
 
-def test_the_nine_monitors_with_their_steps_each_timed(monkeypatch):
+def test_the_nine_monitors_with_their_steps_each_timed(settings_env):
     with App(broken={"/v1/reports/x42/download"}) as app:
-        monkeypatch.setenv("OPS_SYNTHETICS_BASE_URL", app.base_url)
-        monkeypatch.setenv("OPS_SYNTHETICS_USERNAME", "monitor@example.org")
-        monkeypatch.setenv("OPS_SYNTHETICS_PASSWORD", PASSWORD)
+        settings_env("OPS_SYNTHETICS_BASE_URL", app.base_url)
+        settings_env("OPS_SYNTHETICS_USERNAME", "monitor@example.org")
+        settings_env("OPS_SYNTHETICS_PASSWORD", PASSWORD)
         results = run_monitors(timeout_seconds=5)
     by_name = {r.name: r for r in results}
     assert [r.name for r in results if "." not in r.name] == list(MONITORS) and len(MONITORS) == 9
@@ -63,11 +59,11 @@ def test_the_nine_monitors_with_their_steps_each_timed(monkeypatch):
     assert PASSWORD not in str(results)
 
 
-def test_a_failed_login_stops_its_flow_and_later_steps_are_not_run(monkeypatch):
+def test_a_failed_login_stops_its_flow_and_later_steps_are_not_run(settings_env):
     with App() as app:
-        monkeypatch.setenv("OPS_SYNTHETICS_BASE_URL", app.base_url)
-        monkeypatch.setenv("OPS_SYNTHETICS_USERNAME", "monitor@example.org")
-        monkeypatch.setenv("OPS_SYNTHETICS_PASSWORD", "wrong")
+        settings_env("OPS_SYNTHETICS_BASE_URL", app.base_url)
+        settings_env("OPS_SYNTHETICS_USERNAME", "monitor@example.org")
+        settings_env("OPS_SYNTHETICS_PASSWORD", "wrong")
         results = {r.name: r for r in run_monitors(timeout_seconds=5, monitors={"dashboard_load": MONITORS["dashboard_load"]})}
     assert results["dashboard_load.login"].error == "expected status 200, got 401"
     assert results["dashboard_load.load"].error == "not run: an earlier step failed"
@@ -76,4 +72,4 @@ def test_a_failed_login_stops_its_flow_and_later_steps_are_not_run(monkeypatch):
 
 def test_no_base_url_no_default_monitors(monkeypatch):
     monkeypatch.delenv("OPS_SYNTHETICS_BASE_URL", raising=False)
-    assert run_monitors(timeout_seconds=1) == []
+    assert run_monitors(timeout_seconds=1, settings=Settings.load()) == []

@@ -40,9 +40,8 @@ MAX_BODY = 1 << 20  # 1 MiB: every provider's event is far smaller
 log = logging.getLogger("ops_platform.api")
 
 
-def create_app(postgres: PostgresResource, settings: ApiSettings | None = None) -> Starlette:
-    """The app over `postgres` (the operational database); settings from the environment unless given."""
-    settings = settings or ApiSettings()
+def create_app(postgres: PostgresResource, settings: ApiSettings) -> Starlette:
+    """The app over `postgres` (the operational database), with the secrets and URLs of `settings`."""
     http = httpx.Client()
 
     async def healthz(request: Request) -> JSONResponse:
@@ -111,9 +110,9 @@ def create_app(postgres: PostgresResource, settings: ApiSettings | None = None) 
     return Starlette(routes=routes, lifespan=lifespan, max_body_size=MAX_BODY)
 
 
-def serve(postgres: PostgresResource, host: str, port: int) -> None:
+def serve(postgres: PostgresResource, settings: ApiSettings, host: str, port: int) -> None:
     """Run the app with uvicorn until Ctrl-C / SIGTERM (uvicorn stops gracefully on both)."""
-    uvicorn.run(create_app(postgres), host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(create_app(postgres, settings), host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def _ping(postgres: PostgresResource) -> None:

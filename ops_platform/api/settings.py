@@ -1,38 +1,53 @@
-"""The HTTP service's settings, all from the environment. Secrets are kept out of repr (and so of logs)."""
+"""What the HTTP service needs of the platform's settings (ops_platform/settings.py), as plain values.
+
+Built from a `Settings` instance (`ApiSettings.of`); the service reads no environment itself. Secrets are
+kept out of repr (and so of logs). A field left at its default is unset: its route answers 503.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ops_platform.settings import port_env, text_env
+from pydantic import SecretStr
 
-HOST_VAR, PORT_VAR = "OPS_API_HOST", "OPS_API_PORT"
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8090
-DAGSTER_URL_VAR = "OPS_DAGSTER_URL"  # where the Dagster webserver (its /graphql) answers
+from ops_platform.settings import Settings
+
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 
 
-def _secret(name: str) -> str | None:
-    return field(default_factory=lambda: text_env(name), repr=False)
+def _secret() -> str | None:
+    return field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class ApiSettings:
-    dagster_url: str = field(default_factory=lambda: text_env(DAGSTER_URL_VAR, "http://127.0.0.1:3000"))
-    public_url: str | None = field(default_factory=lambda: text_env("OPS_API_PUBLIC_URL"))  # as providers call us
-    api_token: str | None = _secret("OPS_API_TOKEN")  # bearer token of seed 004's manual triggers
-    cron_secret: str | None = _secret("CRON_SECRET")  # bearer token of seed 001's POST /api/cron/cleanup
-    resend_secret: str | None = _secret("RESEND_WEBHOOK_SECRET")
-    twilio_auth_token: str | None = _secret("OPS_TWILIO_AUTH_TOKEN")  # the account token Twilio signs with
-    benevity_secret: str | None = _secret("BENEVITY_WEBHOOK_SECRET")
-    goodera_introspection_url: str | None = field(default_factory=lambda: text_env("GOODERA_INTROSPECTION_URL"))
-    goodera_client_id: str | None = field(default_factory=lambda: text_env("GOODERA_CLIENT_ID"))
-    goodera_client_secret: str | None = _secret("GOODERA_CLIENT_SECRET")
-    goodera_scope: str | None = field(default_factory=lambda: text_env("GOODERA_SCOPE"))
-    workday_username: str | None = field(default_factory=lambda: text_env("WORKDAY_WEBHOOK_USERNAME"))
-    workday_password: str | None = _secret("WORKDAY_WEBHOOK_PASSWORD")
-    kintell_secret: str | None = _secret("KINTELL_WEBHOOK_SECRET")
+    dagster_url: str = DEFAULT_DAGSTER_URL  # where the Dagster webserver (its /graphql) answers
+    public_url: str | None = None  # as providers call us
+    api_token: str | None = _secret()  # bearer token of seed 004's manual triggers
+    cron_secret: str | None = _secret()  # bearer token of seed 000's POST /api/cron/cleanup-expired-orgs
+    resend_secret: str | None = _secret()
+    twilio_auth_token: str | None = _secret()  # the account token Twilio signs with
+    benevity_secret: str | None = _secret()
+    goodera_introspection_url: str | None = None
+    goodera_client_id: str | None = None
+    goodera_client_secret: str | None = _secret()
+    goodera_scope: str | None = None
+    workday_username: str | None = None
+    workday_password: str | None = _secret()
+    kintell_secret: str | None = _secret()
+
+    @classmethod
+    def of(cls, s: Settings) -> ApiSettings:
+        """The service's view of the platform's settings (OPS_API_*, OPS_DAGSTER_URL, the providers' secrets)."""
+        return cls(dagster_url=s.dagster_url or DEFAULT_DAGSTER_URL, public_url=s.api_public_url,
+                   api_token=_value(s.api_token), cron_secret=_value(s.cron_secret),
+                   resend_secret=_value(s.resend_webhook_secret), twilio_auth_token=_value(s.twilio_auth_token),
+                   benevity_secret=_value(s.benevity_webhook_secret),
+                   goodera_introspection_url=s.goodera_introspection_url, goodera_client_id=s.goodera_client_id,
+                   goodera_client_secret=_value(s.goodera_client_secret), goodera_scope=s.goodera_scope,
+                   workday_username=s.workday_webhook_username, workday_password=_value(s.workday_webhook_password),
+                   kintell_secret=_value(s.kintell_webhook_secret))
 
 
-def listen_address(host: str | None = None, port: int | None = None) -> tuple[str, int]:
-    """The address `ops api` listens on: the arguments, else OPS_API_HOST / OPS_API_PORT, else 127.0.0.1:8090."""
-    return host or text_env(HOST_VAR, DEFAULT_HOST), port or port_env(PORT_VAR, DEFAULT_PORT)
+def _value(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None

@@ -69,8 +69,8 @@ def alert_message(rule, at: datetime) -> Notification:
         dedup_key=dedup_key(rule.id, at),
         meta={"rule_id": rule.id, "workspace_id": rule.workspace_id, "metric": rule.metric, "value": rule.value,
               "operator": rule.operator, "threshold": rule.threshold, "trigger_at": at.isoformat()},
-        channels=tuple(rule.channels) or None,
-        recipients=tuple(rule.recipients),
+        channels=list(rule.channels) or None,
+        recipients=list(rule.recipients),
     )
 
 
@@ -83,7 +83,7 @@ def resolved_message(rule, at: datetime) -> Notification:
         dedup_key=f"{RESOLVED_TYPE}:{rule.id}:{at:%Y-%m-%dT%H:%M:%SZ}",
         meta={"rule_id": rule.id, "workspace_id": rule.workspace_id, "metric": rule.metric, "value": rule.value,
               "resolved_at": at.isoformat()},
-        channels=tuple(rule.channels) or None, recipients=tuple(rule.recipients))
+        channels=list(rule.channels) or None, recipients=list(rule.recipients))
 
 
 def resolve_alerts(postgres: PostgresResource, notifier: NotifierResource, at: datetime,

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 
 import httpx
 
-from ops_platform.monitoring.probes import ProbeResult, safe_url
-from ops_platform.settings import text_env
+from ops_platform.monitoring.probes import ProbeResult
+from ops_platform.outbound.http import safe_url
+from ops_platform.settings import Settings, current
 
-BASE_URL_VAR = "OPS_SYNTHETICS_BASE_URL"
 DEFAULT_MAX_LATENCY_MS = 3000
 
 
@@ -65,12 +65,17 @@ def is_step(check_name: str) -> bool:
     return bool(dot) and monitor in MONITORS
 
 
-def run_monitors(timeout_seconds: float, monitors: dict[str, list[Step]] | None = None) -> list[ProbeResult]:
-    """Every default monitor against OPS_SYNTHETICS_BASE_URL, in order; [] when it is not set."""
-    base = text_env(BASE_URL_VAR)
+def run_monitors(timeout_seconds: float, monitors: dict[str, list[Step]] | None = None,
+                 settings: Settings | None = None) -> list[ProbeResult]:
+    """Every default monitor against OPS_SYNTHETICS_BASE_URL (of `settings`, else this process's), in
+    order; [] when it is not set."""
+    settings = settings or current()
+    base = settings.synthetics_base_url
     if not base:
         return []
-    credentials = {"username": text_env("OPS_SYNTHETICS_USERNAME", ""), "password": text_env("OPS_SYNTHETICS_PASSWORD", "")}
+    password = settings.synthetics_password
+    credentials = {"username": settings.synthetics_username or "",
+                   "password": password.get_secret_value() if password else ""}
     results: list[ProbeResult] = []
     for name, steps in (monitors or MONITORS).items():
         with httpx.Client(base_url=base.rstrip("/"), timeout=timeout_seconds, follow_redirects=True) as client:
