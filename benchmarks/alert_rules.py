@@ -109,7 +109,7 @@ def naive(postgres: PostgresResource, budget: float) -> tuple[float, int, int, s
             value = row[rule.aggregation]
             cooled = rule.last_triggered_at is None or (
                 rule.last_triggered_at < NOW and rule.last_triggered_at <= NOW - timedelta(minutes=rule.cooldown_minutes))
-            if value is not None and cooled and PY_OPERATORS[rule.operator](float(value), rule.threshold):
+            if value is not None and cooled and not rule.breached and PY_OPERATORS[rule.operator](float(value), rule.threshold):
                 triggered.add(rule.id)
             done += 1
             if time.perf_counter() - started > budget:

@@ -1,6 +1,7 @@
 """`ops`: start the platform, migrate, load demo data, flip the controls.
 
-    ops up [--host 127.0.0.1] [--port 3000] [--demo-scale 100000] [--demo]
+    ops up [--host 127.0.0.1] [--port 3000] [--api-port 8090] [--demo-scale 100000] [--demo]
+    ops api [--host 127.0.0.1] [--port 8090]
     ops migrate
     ops check
     ops demo [--scale N]
@@ -51,10 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Postgres, chDB, the Dagster UI and daemon (Ctrl-C stops all)")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--api-port", type=int, default=None, help="port of the HTTP service (OPS_API_PORT, else 8090)")
     up.add_argument("--demo-scale", type=int, default=100_000, help="tasks in the demo data (first start only)")
     up.add_argument("--demo", action="store_true",
                     help="point every unconfigured data source (Notion, n8n, HubSpot) at built-in local stand-ins")
     up.set_defaults(handler=_up)
+
+    api = sub.add_parser("api", help="serve the HTTP service: provider webhooks, manual triggers, GET /healthz")
+    api.add_argument("--host", default=None, help="address to listen on (OPS_API_HOST, else 127.0.0.1)")
+    api.add_argument("--port", type=int, default=None, help="port (OPS_API_PORT, else 8090)")
+    api.set_defaults(handler=_api)
 
     sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(handler=_migrate)
     sub.add_parser("check", help="load the code location and validate its settings").set_defaults(handler=_check)
@@ -110,15 +117,41 @@ def _serve(args, url: str) -> int:
         # warning `dagster dev` prints that `dg dev` supersedes it.
         command = [str(Path(sys.executable).with_name("dg")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                    "-h", args.host, "-p", str(args.port)]
+        api = _start_api(args, url)
         child = subprocess.Popen(command, cwd=runtime.env["DAGSTER_HOME"])
         try:
             return child.wait()
         except KeyboardInterrupt:
             return _stop_child(child)
+        finally:
+            _stop_child(api)
     finally:
         if standins:
             standins.stop()
         runtime.stop()
+
+
+def _start_api(args, ui_url: str) -> subprocess.Popen:
+    """`ops api` next to the UI, on the UI's host, launching runs through the UI's GraphQL (unless
+    OPS_DAGSTER_URL names another webserver)."""
+    settings = Settings.load()
+    port = args.api_port or settings.api_port
+    local_ui = ui_url.replace("://0.0.0.0:", "://127.0.0.1:")
+    print(f"ops: HTTP service (webhooks, triggers) on http://{args.host}:{port}", flush=True)
+    return subprocess.Popen([sys.executable, "-m", "ops_platform.cli", "api", "--host", args.host, "--port", str(port)],
+                            env=os.environ | {"OPS_DAGSTER_URL": settings.dagster_url or local_ui})
+
+
+def _api(args) -> int:
+    from ops_platform.api.app import serve
+    from ops_platform.api.settings import ApiSettings
+
+    settings = Settings.load()
+    with rt.running() as runtime:
+        migrate_postgres(runtime.postgres)
+        serve(runtime.postgres, ApiSettings.of(settings), args.host or settings.api_host,
+              args.port or settings.api_port)
+    return 0
 
 
 def _interrupt(signum, frame):

@@ -255,10 +255,37 @@ class Settings(BaseSettings):
     morning_call_cron: Annotated[str | None, Parse(_cron)] = var("MORNING_CALL_CRON")
     daily_digest_cron: Annotated[str | None, Parse(_cron)] = var("DAILY_DIGEST_CRON")
     synthetics_schedule: Annotated[str | None, Parse(_cron)] = var("SYNTHETICS_SCHEDULE")
+    cache_warmer_cron: Annotated[str | None, Parse(_cron)] = var("CACHE_WARMER_CRON")
+    guest_cleanup_cron: Annotated[str | None, Parse(_cron)] = var("GUEST_CLEANUP_CRON")
+    insights_cron: Annotated[str | None, Parse(_cron)] = var("INSIGHTS_CRON")
+    cost_aggregation_cron: Annotated[str | None, Parse(_cron)] = var("COST_AGGREGATION_CRON")
+    dagster_history_cron: Annotated[str | None, Parse(_cron)] = var("OPS_DAGSTER_HISTORY_CRON")
 
     # Monitoring (seeds 003 and 004).
     health_endpoints: Annotated[list[str], Parse(_listed)] = var("OPS_HEALTH_ENDPOINTS", list)
     synthetic_checks: Annotated[list, Parse(_json(list, CHECKS_EXAMPLE))] = var("OPS_SYNTHETIC_CHECKS", list)
+    # Seed 004's default monitors (monitoring/flows.py): off until the base URL is set.
+    synthetics_base_url: str | None = var("OPS_SYNTHETICS_BASE_URL")
+    synthetics_username: str | None = var("OPS_SYNTHETICS_USERNAME")
+    synthetics_password: SecretStr | None = var("OPS_SYNTHETICS_PASSWORD")
+
+    # The HTTP service, `ops api` (api/): where it listens, where Dagster answers, its tokens and the
+    # providers' webhook secrets (an unset one turns its route off: 503).
+    api_host: str = var("OPS_API_HOST", "127.0.0.1")
+    api_port: Annotated[int, Parse(_port)] = var("OPS_API_PORT", 8090)
+    api_public_url: str | None = var("OPS_API_PUBLIC_URL")  # as providers call us (signatures cover the URL)
+    dagster_url: str | None = var("OPS_DAGSTER_URL")  # the Dagster webserver (its /graphql); unset: the local UI
+    api_token: SecretStr | None = var("OPS_API_TOKEN")  # bearer token of seed 004's manual triggers
+    cron_secret: SecretStr | None = var("CRON_SECRET")  # bearer token of seed 000's POST /api/cron/...
+    resend_webhook_secret: SecretStr | None = var("RESEND_WEBHOOK_SECRET")
+    benevity_webhook_secret: SecretStr | None = var("BENEVITY_WEBHOOK_SECRET")
+    goodera_introspection_url: str | None = var("GOODERA_INTROSPECTION_URL")
+    goodera_client_id: str | None = var("GOODERA_CLIENT_ID")
+    goodera_client_secret: SecretStr | None = var("GOODERA_CLIENT_SECRET")
+    goodera_scope: str | None = var("GOODERA_SCOPE")
+    workday_webhook_username: str | None = var("WORKDAY_WEBHOOK_USERNAME")
+    workday_webhook_password: SecretStr | None = var("WORKDAY_WEBHOOK_PASSWORD")
+    kintell_webhook_secret: SecretStr | None = var("KINTELL_WEBHOOK_SECRET")
 
     # The notification policy (None: the policy's defaults).
     notify_routes: Annotated[dict | None, Parse(_json(dict, '{"SEV1": ["sms", "slack"]}'))] = var("OPS_NOTIFY_ROUTES")
@@ -338,9 +365,15 @@ class Settings(BaseSettings):
                 from None
 
     def cron(self, name: str | None, default: str) -> str:
-        """The cron of a schedule: the override in the variable `name` when set, else `default`."""
+        """The cron of a schedule: the override in the variable `name` when set, else `default`.
+
+        A `name` that is no field here is a KeyError (an override nobody reads would be ignored silently)."""
+        if name is None:
+            return default
         field = next((f for f, info in type(self).model_fields.items() if info.validation_alias == name), None)
-        return (getattr(self, field) if field else None) or default
+        if field is None:
+            raise KeyError(f"{name} is not a setting: declare it in ops_platform/settings.py Settings")
+        return getattr(self, field) or default
 
     def secret_env(self, name: str) -> dg.EnvVar | None:
         """`dg.EnvVar(name)` when the secret variable `name` is set, else None: a resource gets the name of

@@ -62,6 +62,16 @@ class LocalServer:
     def before_shutdown(self) -> None:
         """Release requests still waiting, so the server can stop."""
 
+    @staticmethod
+    def reply_json(handler: BaseHTTPRequestHandler, status: int, answer) -> None:
+        """Answer with `status` and `answer` as a JSON body."""
+        data = json.dumps(answer).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
     def __enter__(self) -> Self:
         local = self
 

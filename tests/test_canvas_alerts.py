@@ -70,7 +70,9 @@ def output_metadata(result):
     return {key: value.value for key, value in output.step_output_data.metadata.items()}
 
 
-def test_same_alert_9_minutes_later_is_in_cooldown_and_sent_at_11(postgres, instance):
+def test_an_alert_notifies_when_it_crosses_into_breach_and_once_more_when_it_resolves(postgres, instance):
+    """Crossing notifies; staying in breach (past the cooldown) does not; clearing sends "resolved"; crossing
+    again notifies again."""
     rule = add_rule(postgres, cooldown=10)
     add_point(postgres, T0 - timedelta(minutes=2), 3)
     with Receiver(SECRET) as receiver:
@@ -79,21 +81,30 @@ def test_same_alert_9_minutes_later_is_in_cooldown_and_sent_at_11(postgres, inst
         result = run(postgres, first.run_requests[0], instance, receiver)
         assert result.success
         assert output_metadata(result) == {"requested": 1, "fired": 1, "not_fired": 0, "sent": 1}
+        assert run(postgres, first.run_requests[0], instance, receiver).success  # a retried run sends nothing new
 
-        add_point(postgres, T0 + timedelta(minutes=8), 5)  # still crossing, 9 minutes after
-        nine = alert_tick(postgres, T0 + timedelta(minutes=9))
-        assert nine.run_requests == [] and "0 triggered" in nine.skip_reason.skip_message
+        add_point(postgres, T0 + timedelta(minutes=8), 5)  # still in breach, before and after the cooldown
+        for minutes in (9, 11, 25):
+            still = alert_tick(postgres, T0 + timedelta(minutes=minutes))
+            assert still.run_requests == [] and "0 triggered, 0 resolved" in still.skip_reason.skip_message
 
-        eleven = alert_tick(postgres, T0 + timedelta(minutes=11))
-        assert len(eleven.run_requests) == 1
-        assert run(postgres, eleven.run_requests[0], instance, receiver).success
+        cleared = alert_tick(postgres, T0 + timedelta(minutes=40))  # both points left the 30-minute window
+        [request] = cleared.run_requests
+        assert output_metadata(run(postgres, request, instance, receiver)) == {
+            "requested": 0, "fired": 0, "not_fired": 0, "resolved": 1}
+        assert alert_tick(postgres, T0 + timedelta(minutes=41)).run_requests == []  # resolved once
 
-    assert [r.signature_ok for r in receiver.requests] == [True, True]
+        add_point(postgres, T0 + timedelta(minutes=45), 7)
+        again = alert_tick(postgres, T0 + timedelta(minutes=46))
+        assert run(postgres, again.run_requests[0], instance, receiver).success
+
+    assert [r.signature_ok for r in receiver.requests] == [True, True, True]
     assert [r.json["dedup_key"] for r in receiver.requests] == [
-        f"canvas_alert:{rule}:2026-03-10T12:00:00Z", f"canvas_alert:{rule}:2026-03-10T12:11:00Z"]
-    assert receiver.requests[1].json["meta"]["value"] == 2  # two points in the 30-minute window at 12:11
-    assert sql(postgres, "SELECT last_triggered_at, last_value, last_evaluated_at FROM alert_rules") == [
-        (T0 + timedelta(minutes=11), 2.0, T0 + timedelta(minutes=11))]
+        f"canvas_alert:{rule}:2026-03-10T12:00:00Z", f"canvas_alert_resolved:{rule}:2026-03-10T12:40:00Z",
+        f"canvas_alert:{rule}:2026-03-10T12:46:00Z"]
+    assert receiver.requests[1].json["title"] == "Resolved: errors" and receiver.requests[1].json["meta"]["value"] == 0
+    assert sql(postgres, "SELECT last_triggered_at, last_resolved_at, breached FROM alert_rules") == [
+        (T0 + timedelta(minutes=46), T0 + timedelta(minutes=40), True)]
 
 
 def test_every_aggregation_and_operator_matches_python_on_the_same_points(postgres):

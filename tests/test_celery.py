@@ -5,7 +5,6 @@ run worker (`dagster job execute`), all on dagster.yaml's instance (Postgres sto
 Redis is Debian's redis-server, which `make test` installs (scripts/install-redis.sh) when it is missing.
 """
 
-import json
 import os
 import shutil
 import signal

@@ -22,12 +22,23 @@ def test_an_unreachable_database_is_one_clear_line_without_the_password():
 
 @pytest.mark.parametrize("variable, schedule", [("SEAT_USAGE_CRON_INTERVAL", "seat_usage_schedule"),
                                                 ("CREDIT_USAGE_CRON_INTERVAL", "credit_usage_schedule"),
-                                                ("VIS_CRON_SCHEDULE", "vis_schedule")])
+                                                ("VIS_CRON_SCHEDULE", "vis_schedule"),
+                                                ("GUEST_CLEANUP_CRON", "guest_cleanup_schedule"),
+                                                ("INSIGHTS_CRON", "insights_schedule"),
+                                                ("COST_AGGREGATION_CRON", "cost_aggregation_schedule")])
 def test_the_seeds_cron_variables_override_their_schedules(variable, schedule):
     result = ops("check", **{variable: "7 3 * * *"})
     line = next(line for line in result.stdout.splitlines() if schedule in line)
     assert result.returncode == 0 and "7 3 * * *" in line
     assert ops("check", **{variable: "every hour"}).returncode == 2
+
+
+def test_a_cron_variable_that_is_no_setting_is_refused_not_ignored():
+    from ops_platform.settings import Settings
+
+    with pytest.raises(KeyError, match="NO_SUCH_CRON is not a setting"):
+        Settings.load().cron("NO_SUCH_CRON", "0 * * * *")
+    assert Settings.load().cron(None, "0 * * * *") == "0 * * * *"
 
 
 def test_a_malformed_cron_override_is_a_clear_error():

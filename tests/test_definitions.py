@@ -18,7 +18,7 @@ INVENTORY = {
              "release_held_job", "retry_queue_job", "events_job", "synthetics_job", "digests_job",
              "scheduled_notifications_job", "daily_digest_job", "morning_call_job", "canvas_alerts_job",
              "set_campaign_status_job", "dagster_history_job", "sync_notion_job", "sync_n8n_job", "sync_hubspot_job",
-             "periodic_scan"},
+             "periodic_scan", "guest_cleanup_job", "insights_job", "cost_aggregation_job"},
     "schedules": {  # the seeds' cron strings
         "agent_stats_schedule": "*/5 * * * *", "warehouse_sync_schedule": "*/15 * * * *",
         "build_stats_schedule": "0 * * * *", "inactive_users_schedule": "0 1 * * *",
@@ -33,15 +33,16 @@ INVENTORY = {
         # seed 003's intervals in minutes: notion 60, n8n 30, hubspot 60, periodic scan 30
         "sync_notion_schedule": "0 * * * *", "sync_n8n_schedule": "*/30 * * * *", "sync_hubspot_schedule": "0 * * * *",
         "periodic_scan_schedule": "*/30 * * * *",
+        "guest_cleanup_schedule": "0 4 * * *", "insights_schedule": "0 5 * * *", "cost_aggregation_schedule": "0 1 * * *",
     },
     "sensors": {"stalled_builds_sensor", "health_monitor", "audit_run_success", "audit_run_failure",
                 "audit_run_canceled", "held_notifications_sensor", "retry_queue_sensor", "events_outbox_sensor",
                 "watchers", "job_failure_streaks", "digests_sensor", "scheduled_notifications_sensor",
-                "canvas_alerts_sensor", "dead_run_workers", "job_health", "after_job_execution"},
+                "canvas_alerts_sensor", "dead_run_workers", "job_health", "after_job_execution", "campaign_snapshot_sensor"},
     "assets": {"agent_stats_cache", "build_stats", "inactive_users", "warehouse/builds", "postgres/tasks",
                "seat_usage", "credit_usage", "warehouse/campaign_metrics_hourly", "warehouse/vis_scores",
                "warehouse/campaigns", "warehouse/volunteer_activities",
-               "notion_sync", "n8n_sync", "hubspot_sync", "chat_logs_sync"},
+               "notion_sync", "n8n_sync", "hubspot_sync", "chat_logs_sync", "postgres/insights", "warehouse/cost_daily"},
 }
 
 

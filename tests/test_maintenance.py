@@ -80,6 +80,25 @@ def test_system_logs_older_than_ninety_days_are_deleted(postgres, instance):
     assert [r[0] for r in sql(postgres, "SELECT message FROM system_logs WHERE source = 'x'")] == ["new"]
 
 
+def test_seed_001_audit_logs_are_deleted_after_90_days_and_seed_003_audit_trail_is_not(postgres, instance):
+    """Each seed's rule on its own table: the product's `audit_logs` go after 90 days (at 03:00 UTC, with the
+    system logs); the platform's `audit_log` is never deleted, however old."""
+    sql(postgres, "INSERT INTO audit_logs (actor, action, ts) VALUES ('u1', 'user.created', now() - interval '91 days'), "
+                  "('u1', 'user.updated', now() - interval '89 days')")
+    sql(postgres, "INSERT INTO audit_log (action, action_type, success, ts) VALUES "
+                  "('ancient', 'system', true, now() - interval '1000 days'), ('old', 'system', true, now() - interval '91 days')")
+    result = run(log_retention_job, postgres, instance)
+    assert [r.action for r in sql(postgres, "SELECT action FROM audit_logs")] == ["user.updated"]
+    assert sql(postgres, "SELECT action, archived FROM audit_log WHERE action_type = 'system' ORDER BY id") == [
+        ("ancient", False), ("old", False)]
+    logged = sql(postgres, "SELECT data FROM system_logs WHERE source = 'log_retention_job' AND data ->> 'table' = 'audit_logs'")
+    assert [row.data["deleted"] for row in logged] == [1]
+    assert result.success
+    run(archive_cleanup_job, postgres, instance)  # seed 003's own job flags it, and still deletes nothing
+    assert sql(postgres, "SELECT action, archived FROM audit_log WHERE action_type = 'system' ORDER BY id") == [
+        ("ancient", True), ("old", False)]
+
+
 def seed_executions(postgres):
     sql(postgres, """INSERT INTO executions (agent_name, task_id, duration_ms, ts)
         SELECT 'A', g, g, now() - make_interval(days => CASE WHEN g % 2 = 0 THEN 31 ELSE 29 END)

@@ -103,7 +103,6 @@ def test_default_routes_use_the_outbox_and_an_unconfigured_channel_says_so(postg
 
 def test_a_notification_is_one_type_from_sensor_to_run_to_row(postgres, instance):
     """What a sensor asks for is what the run delivers and what the row gives back: no second shape."""
-    import dagster as dg
 
     from ops_platform.jobs.notifications import notify_job, notify_requests
 

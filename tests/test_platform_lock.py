@@ -63,17 +63,19 @@ def postgres_answers(home) -> bool:
 
 @pytest.fixture
 def first_platform(tmp_path):
-    """The real `ops up` on a fresh OPS_HOME: (process, home, url) once its UI answers."""
-    home, port = tmp_path / "ops", free_port()
+    """The real `ops up` on a fresh OPS_HOME: (process, home, url, api_url) once its UI and HTTP service answer."""
+    home, port, api_port = tmp_path / "ops", free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "first.log"
     with open(log, "w") as out:
-        process = subprocess.Popen(ops_command("up", "--port", str(port), "--demo-scale", "50"), cwd=tmp_path,
+        process = subprocess.Popen(ops_command("up", "--port", str(port), "--api-port", str(api_port),
+                                               "--demo-scale", "50"), cwd=tmp_path,
                                    env=embedded_env(home), stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
         wait_until_served(process, f"{url}/server_info", log)
-        yield process, home, url
+        wait_until_served(process, f"http://127.0.0.1:{api_port}/healthz", log)
+        yield process, home, url, f"http://127.0.0.1:{api_port}"
     finally:  # the whole process group, even after `ops up` exited: Dagster's code server may outlive it
         try:
             os.killpg(process.pid, signal.SIGKILL)
@@ -84,7 +86,7 @@ def first_platform(tmp_path):
 
 
 def test_a_second_ops_up_refuses_naming_the_running_one_and_leaves_it_running(tmp_path, first_platform):
-    first, home, url = first_platform
+    first, home, url, api_url = first_platform
     other_port = free_port()
     second = run_ops(tmp_path, home, "up", "--port", str(other_port))
     assert second.returncode == 1 and second.stdout == ""
@@ -92,6 +94,7 @@ def test_a_second_ops_up_refuses_naming_the_running_one_and_leaves_it_running(tm
                              " stop it first\n")
     assert not answers(f"http://127.0.0.1:{other_port}/server_info")  # no second webserver started
     assert first.poll() is None and answers(f"{url}/server_info") and postgres_answers(home)
+    assert answers(f"{api_url}/healthz")  # `ops up` serves the HTTP service next to the UI
 
     shown = run_ops(tmp_path, home, "controls", "show")  # a short command uses the platform's Postgres ...
     assert shown.returncode == 0 and "kill_switch        False" in shown.stdout, shown.stderr
@@ -100,7 +103,7 @@ def test_a_second_ops_up_refuses_naming_the_running_one_and_leaves_it_running(tm
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: `ops up` stops what it started, its Postgres included
     assert first.wait(timeout=120) is not None
     assert not embedded_postgres(home).is_running()
-    assert running_platform(home) is None
+    assert running_platform(home) is None and not answers(f"{api_url}/healthz")
 
 
 def test_no_command_stops_a_postgres_it_did_not_start_or_one_a_platform_runs_on(tmp_path):

@@ -21,7 +21,6 @@ from ops_platform.sources.standins import (
     n8n_execution,
     notion_page,
     rate_limited,
-    unauthorized,
 )
 from ops_platform.sources.sync import run_sync
 

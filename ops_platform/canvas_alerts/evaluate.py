@@ -6,13 +6,17 @@ whatever the number of rules.
    cleared. Broken rules are skipped, the others go on.
 2. Find the domain metrics valid rules use (only those tables are read) and their longest window.
 3. Evaluate: the valid rules' distinct (metric, workspace, window) series are aggregated once each
-   (an index range per series), joined back to the rules, compared with the operator and threshold,
-   and filtered by the cooldown. Every evaluated rule gets last_value and last_evaluated_at.
+   (an index range per series), joined back to the rules, compared with the operator and threshold.
+   Every evaluated rule gets last_value and last_evaluated_at. What comes out are the crossings: a
+   rule not in breach whose condition now holds (and whose cooldown has passed) is "triggered"; a rule
+   in breach (`breached`) whose value no longer meets it is "resolved". A rule that stays in breach
+   is neither: it notified when it crossed, not again every cooldown (issue 12).
 
 Aggregations over (now - window, now]: avg, sum, min, max, count, last (the value with the latest
 ts). An empty window has count 0 and sum 0; avg, min, max and last are NULL and never trigger.
 A rule may trigger when it never did, or its last trigger is at least cooldown_minutes before now
-(and strictly before now, so one instant fires a rule once even with no cooldown).
+(and strictly before now, so one instant fires a rule once even with no cooldown): the cooldown now
+damps a rule that flaps in and out of breach. An empty window (NULL) or a NaN value changes nothing.
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ _IN_WINDOW = ("s.workspace_id = w.workspace_id AND s.ts <= CAST(:now AS timestam
 EVALUATE_SQL = f"""
 WITH rules AS MATERIALIZED (
     SELECT r.id, r.workspace_id, r.metric, r.aggregation, r.window_minutes, r.operator, r.threshold,
-           r.cooldown_minutes, r.last_triggered_at, {RULE_ERROR_SQL} AS error
+           r.cooldown_minutes, r.last_triggered_at, r.breached, {RULE_ERROR_SQL} AS error
     FROM alert_rules r WHERE r.enabled
 ), series AS MATERIALIZED (
     SELECT DISTINCT metric, workspace_id, window_minutes FROM rules
@@ -109,7 +113,7 @@ WITH rules AS MATERIALIZED (
     ) a
     WHERE w.metric NOT LIKE :points_like
 ), evaluated AS (
-    SELECT r.id, r.operator, r.threshold, r.cooldown_minutes, r.last_triggered_at,
+    SELECT r.id, r.operator, r.threshold, r.cooldown_minutes, r.last_triggered_at, r.breached,
            CASE r.aggregation WHEN 'avg' THEN (a.exact_sum / nullif(a.n, 0))::float8
                               WHEN 'sum' THEN coalesce(a.exact_sum, 0)::float8 WHEN 'min' THEN a.min
                               WHEN 'max' THEN a.max WHEN 'count' THEN a.n WHEN 'last' THEN a.last END AS value
@@ -119,15 +123,19 @@ WITH rules AS MATERIALIZED (
     UPDATE alert_rules t SET last_value = e.value, last_evaluated_at = CAST(:now AS timestamptz)
     FROM evaluated e WHERE t.id = e.id
 )
-SELECT e.id, e.value FROM evaluated e
-WHERE CASE e.operator WHEN '>' THEN e.value > e.threshold WHEN '>=' THEN e.value >= e.threshold
-                      WHEN '<' THEN e.value < e.threshold WHEN '<=' THEN e.value <= e.threshold
-                      WHEN '=' THEN e.value = e.threshold WHEN '!=' THEN e.value <> e.threshold END
-  AND e.value NOT IN ('NaN', 'Infinity', '-Infinity')  -- a NaN point makes no alert (last_value shows it)
-  AND (e.last_triggered_at IS NULL
-       OR (e.last_triggered_at < CAST(:now AS timestamptz)
-           AND e.last_triggered_at <= CAST(:now AS timestamptz) - make_interval(mins => e.cooldown_minutes)))
-ORDER BY e.id
+SELECT id, value, in_breach FROM (
+    SELECT e.*, CASE e.operator WHEN '>' THEN e.value > e.threshold WHEN '>=' THEN e.value >= e.threshold
+                                WHEN '<' THEN e.value < e.threshold WHEN '<=' THEN e.value <= e.threshold
+                                WHEN '=' THEN e.value = e.threshold WHEN '!=' THEN e.value <> e.threshold END AS in_breach
+    FROM evaluated e
+    WHERE e.value NOT IN ('NaN', 'Infinity', '-Infinity')  -- a NaN point changes nothing (last_value shows it)
+) c
+WHERE (c.in_breach AND NOT c.breached
+       AND (c.last_triggered_at IS NULL
+            OR (c.last_triggered_at < CAST(:now AS timestamptz)
+                AND c.last_triggered_at <= CAST(:now AS timestamptz) - make_interval(mins => c.cooldown_minutes))))
+   OR (NOT c.in_breach AND c.breached)
+ORDER BY c.id
 """
 
 @dataclass(frozen=True)
@@ -140,7 +148,8 @@ class Trigger:
 class Evaluation:
     at: datetime
     enabled: int  # enabled rules seen
-    triggered: list[Trigger] = field(default_factory=list)
+    triggered: list[Trigger] = field(default_factory=list)  # crossed into breach
+    resolved: list[Trigger] = field(default_factory=list)  # were in breach, cleared
     broken: dict[int, str] = field(default_factory=dict)  # rule id → why it was skipped
     newly_broken: frozenset[int] = frozenset()  # broken rules whose error changed at this evaluation
 
@@ -166,7 +175,8 @@ def evaluate_rules(conn: Connection, now: datetime) -> Evaluation:
     longest = max(domain.values(), default=0)
     statement = text(EVALUATE_SQL.format(domain=domain_series_sql(list(domain))))
     rows = conn.execute(statement, params | {"since": now - timedelta(minutes=longest)}).all()
-    return Evaluation(at=now, enabled=enabled, triggered=[Trigger(row.id, row.value) for row in rows],
+    return Evaluation(at=now, enabled=enabled, triggered=[Trigger(r.id, r.value) for r in rows if r.in_breach],
+                      resolved=[Trigger(r.id, r.value) for r in rows if not r.in_breach],
                       broken={int(k): v for k, v in sorted(_json(broken).items(), key=lambda kv: int(kv[0]))},
                       newly_broken=frozenset(_json(newly_broken)))
 

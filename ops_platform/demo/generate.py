@@ -14,6 +14,7 @@ import pandas as pd
 
 from ops_platform.demo.alerts import generate_alerts
 from ops_platform.demo.copying import copy_frames
+from ops_platform.demo.workspaces import generate_workspaces
 from ops_platform.resources.postgres import PostgresResource
 
 AGENTS = [
@@ -23,7 +24,8 @@ AGENTS = [
 CHUNK_ROWS = 250_000
 DEMO_TABLES = ["agent_activity_feed", "executions", "tasks", "builds", "user_profiles", "agent_stats_cache", "agents",
                "campaign_usage", "volunteer_activities", "credit_ledger", "campaign_seats", "volunteers", "campaigns",
-               "ai_budget_history", "ai_budgets"]
+               "ai_budget_history", "ai_budgets", "insights", "connections", "workspaces", "users", "organisations",
+               "ai_usage", "infra_costs"]
 ACTIVITY_TYPES = ["volunteering", "mentoring", "event", "workshop"]
 
 
@@ -54,6 +56,7 @@ def generate(postgres: PostgresResource, scale: int = 100_000, seed: int = 7, no
         copy_frames(conn, "user_profiles", ["email", "last_active_at"], [_users(rng, counts["user_profiles"], now)])
         counts |= _campaign_domain(conn, rng, scale, now)
         counts |= generate_alerts(conn, rules=200, points=max(10_000, scale), seed=seed, now=now)
+        counts |= generate_workspaces(conn, rng, now)  # after the alerts: they replace metric_points
         conn.execute("ANALYZE")
     return counts
 

@@ -29,6 +29,8 @@ GROUP_OWNERS = {
     "agent_builds": ["team:agent-builds"],
     "sources": ["team:ops-assistant"],  # seed 003's data sources
     "campaigns": ["team:campaigns"],
+    "finops": ["team:finops"],
+    "workspaces": ["team:canvas"],
     "warehouse_sync": ["team:data-platform"],
 }
 ROW_COUNT, COLUMN_SCHEMA, TABLE_NAME = "dagster/row_count", "dagster/column_schema", "dagster/table_name"

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ops_platform.events.email import EMAIL_SEND, EMAIL_SEND_BATCH, send_emails
 from ops_platform.events.outbox import OUTCOMES, Event, Handler, Result, consume
+from ops_platform.events.subscriptions import SUBSCRIBED, subscriptions
 from ops_platform.events.webhooks import WEBHOOK_SEND, WebhookSettings, deliver_webhook
 from ops_platform.framework.controls import NOTIFY_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
@@ -16,7 +17,7 @@ from ops_platform.notifications import NotifierResource
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.settings import ConfigError
 
-HANDLED_EVENTS = (WEBHOOK_SEND, EMAIL_SEND, EMAIL_SEND_BATCH)  # the sensor hands over only these
+HANDLED_EVENTS = (WEBHOOK_SEND, EMAIL_SEND, EMAIL_SEND_BATCH, *SUBSCRIBED)  # the sensor hands over only these
 
 
 class EventsConfig(dg.Config):
@@ -38,7 +39,7 @@ def dispatch_table(postgres: PostgresResource, notifier: NotifierResource, confi
         WEBHOOK_SEND: lambda event: deliver_webhook(postgres, event, webhook, http),
         EMAIL_SEND: email,
         EMAIL_SEND_BATCH: email,
-    }
+    } | subscriptions(postgres, notifier.channels)
 
 
 @dg.op(tags=gate_tags(NOTIFY_JOB), retry_policy=DEFAULT_RETRY_POLICY)
@@ -66,6 +67,7 @@ def handle_events(context: dg.OpExecutionContext, config: EventsConfig, postgres
 
 
 @dg.job(tags={"ops/kind": "notification"},
-        description="Seed 001 events outbox: webhook/send (signed POST, 3 attempts), email/send(-batch) (batches of 10).")
+        description="Events outbox: seed 001's webhook/send (signed POST, 3 attempts) and email/send(-batch) (batches "
+                    "of 10); seed 004's subscriptions (events/subscriptions.py).")
 def events_job():
     handle_events()

@@ -58,7 +58,8 @@ def execution_compaction_job():
 activity_cleanup_job = retention_job(
     "activity_cleanup_job", ["agent_activity_feed"], "Seed 002 cleanupOldActivity: activity older than 7 days.")
 log_retention_job = retention_job(
-    "log_retention_job", ["system_logs"], "Seed 001 log cleanup: system logs older than 90 days, result logged.")
+    "log_retention_job", ["system_logs", "audit_logs"],
+    "Seed 001 log cleanup: system logs and the product's audit_logs older than 90 days, result logged.")
 archive_cleanup_job = retention_job(
     "archive_cleanup_job", ["audit_log", "retry_jobs", "incidents"],
     "Seed 003 cleanup_old_data, archive never delete: audit > 365 d, completed retry jobs > 30 d, "

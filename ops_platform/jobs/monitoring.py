@@ -14,6 +14,7 @@ from ops_platform.framework.controls import WRITE_JOB, gate_tags
 from ops_platform.framework.guard import guard_run
 from ops_platform.framework.retries import DEFAULT_RETRY_POLICY
 from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
+from ops_platform.monitoring.flows import is_step, run_monitors
 from ops_platform.monitoring.probes import ProbeResult, probe_all
 from ops_platform.monitoring.synthetics import configured_checks
 from ops_platform.notifications import NotifierResource, Severity
@@ -32,12 +33,13 @@ class ProbeConfig(dg.Config):
 def probe_endpoints(context: dg.OpExecutionContext, config: ProbeConfig,
                     postgres: PostgresResource) -> dg.Output[list[ProbeResult]]:
     guard_run(context, postgres)
-    results = probe_all(configured_checks(postgres), config.timeout_seconds)
+    results = probe_all(configured_checks(postgres), config.timeout_seconds) + run_monitors(config.timeout_seconds)
     failed = [r for r in results if not r.ok]
     for r in failed:
         context.log.warning(f"synthetic check {r.name} ({r.url}) failed: {r.error}")
     if not results:
-        context.log.info("no synthetic checks configured (OPS_SYNTHETIC_CHECKS or rows of synthetic_checks)")
+        context.log.info("no synthetic checks configured (OPS_SYNTHETICS_BASE_URL, OPS_SYNTHETIC_CHECKS or rows "
+                         "of synthetic_checks)")
     return dg.Output(results, metadata={"checks": len(results), "failed": len(failed),
                                         "slowest_ms": max((r.latency_ms for r in results), default=0.0)})
 
@@ -62,8 +64,9 @@ def raise_synthetic_incidents(context: dg.OpExecutionContext, postgres: Postgres
 
 def raise_failure_incidents(postgres: PostgresResource, notifier: NotifierResource, results: list[ProbeResult],
                             now: datetime) -> dict[str, int]:
-    """Open an incident per failing check (once per check and hour) and send what was not sent yet."""
-    incidents = [failure_incident(r) for r in results if not r.ok]
+    """Open an incident per failing check or default monitor (once per check and hour; a monitor's steps
+    are stored, not alerted) and send what was not sent yet."""
+    incidents = [failure_incident(r) for r in results if not r.ok and not is_step(r.name)]  # a flow alerts once
     with postgres.begin() as conn:
         new = open_incidents(conn, incidents, now)
         messages = unsent_notifications(conn, incidents, now)

@@ -8,6 +8,7 @@ each as the default of the tables it was written for:
 | agent_activity_feed | delete after 7 days                    | seed 002 |
 | executions          | move to ClickHouse after 30 days       | seed 002 |
 | system_logs         | delete after 90 days                   | seed 001 |
+| audit_logs          | delete after 90 days (the SaaS product's own audit log) | seed 001 |
 | audit_log           | archive flag after 365 days, never deleted (003 wins over 001's 90-day delete: the audit trail is evidence) | seed 003 |
 | retry_jobs          | archive completed jobs after 30 days   | seed 003 |
 | incidents           | archive resolved incidents after 90 days | seed 003 |
@@ -41,6 +42,7 @@ POLICIES = {
         RetentionPolicy("agent_activity_feed", "ts", timedelta(days=7), "delete"),
         RetentionPolicy("executions", "ts", timedelta(days=30), "move_to_warehouse"),
         RetentionPolicy("system_logs", "ts", timedelta(days=90), "delete"),
+        RetentionPolicy("audit_logs", "ts", timedelta(days=90), "delete"),
         RetentionPolicy("audit_log", "ts", timedelta(days=365), "archive_flag"),
         RetentionPolicy("retry_jobs", "updated_at", timedelta(days=30), "archive_flag", "status = 'completed'"),
         RetentionPolicy("incidents", "resolved_at", timedelta(days=90), "archive_flag", "status = 'resolved'"),

@@ -28,10 +28,15 @@ from ops_platform.outbound.http import RetryingHttp
 SECRET_PREFIX = "whsec_"
 
 
+def webhook_key(secret: str) -> str | bytes:
+    """The Standard Webhooks key of a secret: `whsec_<base64>` as the standard defines it, any other string raw."""
+    return secret if secret.startswith(SECRET_PREFIX) else secret.encode()
+
+
 def signed_headers(secret: str, message_id: str, body: bytes) -> dict[str, str]:
     """The signature headers (see the module) for one attempt to send `body` (UTF-8 JSON), timestamped now.
     Raises standardwebhooks' EmptyWebhookSecretError for an empty secret."""
-    key = secret if secret.startswith(SECRET_PREFIX) else secret.encode()
+    key = webhook_key(secret)
     now = datetime.now(UTC)
     return {"webhook-id": message_id, "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": Webhook(key).sign(message_id, now, body.decode()),

@@ -32,5 +32,5 @@ ai_budget_reset_schedule = gated_schedule(
     "ai_budget_reset_schedule", ai_budget_reset_job, "0 0 * * *",
     description="Seed 004 AI budget reset, daily at 00:00 UTC (monthly budgets on the 1st).")
 cache_warmer_schedule = gated_schedule(
-    "cache_warmer_schedule", cache_warmer_job, "30 7 * * 1-5", timezone="America/Chicago",
+    "cache_warmer_schedule", cache_warmer_job, "30 7 * * 1-5", timezone="America/Chicago", env_var="CACHE_WARMER_CRON",
     description="Seed 004 cache warmer, weekdays at 07:30 Central, before business hours.")

@@ -3,8 +3,10 @@
 A tick evaluates at the start of its minute, so ticks within one minute compute the same thing and
 ask for the same runs: run_keys are made from the minute and the batch's rule ids, and Dagster
 launches each once. A rule seen again by the next minute's tick before its run fired it is asked for
-again under another key; that run finds it in cooldown and does not fire it twice. The rules'
-own columns (last_evaluated_at, last_triggered_at) are the state, so no cursor is kept.
+again under another key; that run finds it already in breach and does not fire it twice. The rules'
+own columns (last_evaluated_at, last_triggered_at, breached, last_resolved_at) are the state, so no
+cursor is kept. A rule that crossed into breach notifies once; it notifies again only after it
+resolved (one "resolved" message) and crossed again.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ SENSOR_NAME = "canvas_alerts_sensor"
 
 
 def alert_requests(evaluation: Evaluation, batch_size: int = BATCH_SIZE) -> list[dg.RunRequest]:
-    """One run per batch of triggered rules, keyed by the trigger minute and the batch's rule ids."""
+    """One run per batch of crossings (triggered, then resolved rules), keyed by the minute and the batch."""
     at = evaluation.at
+    crossings = [("fire", t) for t in evaluation.triggered] + [("resolve", t) for t in evaluation.resolved]
     requests = []
-    for batch in batches(evaluation.triggered, batch_size):
+    for batch in batches(crossings, batch_size):
         requests.append(dg.RunRequest(
-            run_key=run_key("canvas_alerts", (str(t.rule_id) for t in batch), at, window_seconds=60),
+            run_key=run_key("canvas_alerts", (f"{kind}:{t.rule_id}" for kind, t in batch), at, window_seconds=60),
             run_config={"ops": {"fire_canvas_alerts": {"config": {
                 "trigger_at": at.isoformat(),
-                "triggers": [{"rule_id": t.rule_id, "value": t.value} for t in batch],
+                "triggers": [{"rule_id": t.rule_id, "value": t.value} for kind, t in batch if kind == "fire"],
+                "resolved": [{"rule_id": t.rule_id, "value": t.value} for kind, t in batch if kind == "resolve"],
             }}}},
             tags={"ops/source": SENSOR_NAME, "ops/alerts": str(len(batch))},
         ))
@@ -53,8 +57,9 @@ def alert_tick(postgres: PostgresResource, now: datetime, log=None) -> dg.Sensor
         listed = "; ".join(f"rule {rule_id}: {error}" for rule_id, error in new[:20])
         log.warning(f"{len(new)} alert rules broke and are skipped until fixed (see alert_rules.last_error): {listed}")
     summary = (f"{evaluation.evaluated} rules evaluated at {at:%Y-%m-%d %H:%M} UTC, "
-               f"{len(evaluation.triggered)} triggered, {len(evaluation.broken)} broken")
-    if not evaluation.triggered:
+               f"{len(evaluation.triggered)} triggered, {len(evaluation.resolved)} resolved, "
+               f"{len(evaluation.broken)} broken")
+    if not evaluation.triggered and not evaluation.resolved:
         return dg.SensorResult(skip_reason=dg.SkipReason(f"no alert rule triggered ({summary})"))
     if log is not None:
         log.info(summary)

@@ -13,7 +13,8 @@ Exactly once: the cursor moves in the same SensorResult that requests the runs; 
 from the event ids and the retry window (framework/run_keys.py), so re-evaluating the same events asks
 for the same runs; events that already have an `events_handled` row are never offered again (a lost or
 reset cursor re-reads from the start but offers nothing handled), and the job skips any handled event
-it is given. Events of other kinds (e.g. campaign.status.changed) are passed over by the cursor, with no run.
+it is given. Events of other kinds are passed over by the cursor, with no run (campaign.status.changed has
+its own sensor: sensors/campaigns.py).
 
 Never lost: the cursor has moved past the events of a run that then ended without success (a failed
 step, a killed worker, a cancel, Postgres gone). Each tick also reads the events_job runs that ended so
@@ -107,7 +108,8 @@ def events_request(source: str, ids, now: datetime) -> dg.RunRequest:
 
 
 @dg.sensor(job=events_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Seed 001 events outbox: webhook/send and email/send(-batch), each event handled once.")
+           description="Events outbox: seed 001's webhook/send and email/send(-batch), seed 004's subscriptions; "
+                       "each event handled once.")
 def events_outbox_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource) -> dg.SensorResult:
     skip = tick_gate(postgres, "events_outbox_sensor", NOTIFY_JOB)
     if skip:

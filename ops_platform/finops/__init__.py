@@ -1,0 +1,1 @@
+"""FinOps (seed 004): AI and infrastructure cost per tenant and day."""
