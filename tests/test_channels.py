@@ -305,7 +305,8 @@ def test_a_wait_hint_over_the_cap_is_not_slept_but_handed_to_the_retry_queue(pos
     assert not any(s in reason for s in SECRETS)
     [(job, payload_, run_at, due_in)] = sql(
         postgres, "SELECT job_name, payload, run_at, extract(epoch FROM run_at - now()) FROM retry_jobs")
-    assert (job, payload_) == ("notification.redeliver", {"notification_id": nid, "channel": name})
+    assert (job, payload_) == ("notification.redeliver",
+                               {"notification_id": nid, "channel": name, "type": "health_alert"})
     assert 110 <= due_in <= 121
 
 

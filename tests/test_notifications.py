@@ -52,7 +52,7 @@ def test_server_errors_are_retried_with_backoff_then_dead_lettered(postgres):
     [(notification_id, reason)] = sql(postgres, "SELECT id, reason FROM notifications")
     assert reason == "webhook: HTTP 500 after 3 attempts"
     assert sql(postgres, "SELECT job_name, payload, dedup_key, status, attempts, max_attempts FROM retry_jobs") == [
-        ("notification.redeliver", {"notification_id": notification_id, "channel": "webhook"},
+        ("notification.redeliver", {"notification_id": notification_id, "channel": "webhook", "type": "test"},
          f"notification:{notification_id}:webhook", "pending", 0, 5)]
     assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 0  # not yet: the queue has 5 attempts left
     assert SECRET not in str(sql(postgres, "SELECT payload::text, last_error FROM retry_jobs"))

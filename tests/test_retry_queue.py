@@ -51,8 +51,8 @@ def t0() -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
 
-def webhook_notifier(postgres, receiver=None) -> NotifierResource:
-    routes = {"SEV0": ["webhook"], "SEV1": ["webhook"], "WARN": ["webhook"], "INFO": ["digest"]}
+def webhook_notifier(postgres, receiver=None, warn_to="webhook") -> NotifierResource:
+    routes = {"SEV0": ["webhook"], "SEV1": ["webhook"], "WARN": [warn_to], "INFO": ["digest"]}
     channels = ChannelsResource(webhook_url=receiver.url if receiver else None, webhook_secret=SECRET,
                                 webhook_backoff_seconds=0.01)
     return NotifierResource(postgres=postgres, channels=channels, routes=routes)
@@ -244,7 +244,8 @@ def test_a_failed_notification_is_redelivered_when_the_channel_recovers(postgres
         [(nid, status)] = sql(postgres, "SELECT id, status FROM notifications")
         assert status == "failed" and len(receiver.requests) == 3  # the channel's own inline attempts
         assert sql(postgres, "SELECT job_name, payload, dedup_key FROM retry_jobs") == [
-            ("notification.redeliver", {"notification_id": nid, "channel": "webhook"}, f"notification:{nid}:webhook")]
+            ("notification.redeliver", {"notification_id": nid, "channel": "webhook", "type": "test"},
+             f"notification:{nid}:webhook")]
         assert sql(postgres, "SELECT count(*) FROM dead_letters")[0][0] == 0
 
         assert process_ready(postgres, notifier, "run-1", now=t0)["retried"] == 1
@@ -358,7 +359,7 @@ def test_run_key_is_stable_for_the_same_work_and_changes_with_attempts_or_window
 
 def test_a_failed_daily_digest_is_retried_once_after_5_minutes_then_dead_lettered_with_an_alert(postgres):
     with Receiver(SECRET, status=500) as receiver:
-        notifier = webhook_notifier(postgres, receiver)
+        notifier = webhook_notifier(postgres, receiver, warn_to="digest")
         sent_at = datetime.now(UTC)
         digest = Notification(type="daily_digest", severity=Severity.INFO, title="Daily Digest", body="• quiet",
                               dedup_key="daily_digest:2026-05-04", channels=("webhook",))
@@ -371,5 +372,20 @@ def test_a_failed_daily_digest_is_retried_once_after_5_minutes_then_dead_lettere
     assert job_row(postgres, job).status == "dead"
     assert sql(postgres, "SELECT source FROM dead_letters WHERE dedup_key LIKE 'notification:%'")[0][0] \
         == "retry_queue:notification.redeliver"
-    assert sql(postgres, "SELECT severity FROM notifications WHERE dedup_key = :k", k=f"retry_dead:{job}") == [("WARN",)]
+    # SEV1, sent at once (here through the webhook): a WARN would wait for the digest that just failed
+    assert sql(postgres, "SELECT severity, status FROM notifications WHERE dedup_key = :k", k=f"retry_dead:{job}") \
+        == [("SEV1", "failed")]
     assert len(receiver.requests) == 3 + 3 + 3  # inline, the one retry, the alert
+
+
+def test_other_dead_redeliveries_stay_warn(postgres):
+    with Receiver(SECRET, status=500) as receiver:
+        notifier = webhook_notifier(postgres, receiver)
+        notice = Notification(type="build_report", severity=Severity.WARN, title="Report", body="x",
+                              dedup_key="build_report:1", channels=("webhook",))
+        assert notifier.send(notice) == "failed"
+        sql(postgres, "UPDATE retry_jobs SET max_attempts = 1")
+        process_ready(postgres, notifier, "due", now=datetime.now(UTC) + timedelta(minutes=1))
+    [(job,)] = sql(postgres, "SELECT id FROM retry_jobs WHERE status = 'dead'")
+    assert sql(postgres, "SELECT severity FROM notifications WHERE dedup_key = :k",
+               k=f"retry_dead:{job}") == [("WARN",)]

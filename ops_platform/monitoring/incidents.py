@@ -62,7 +62,12 @@ def unsent_notifications(conn: Connection, incidents: Sequence[Incident], at: da
     between opening the incident and delivering it (a crash, a failed run) is asked for again, and
     the notification's own unique dedup key still keeps it to one delivery.
     """
-    messages = {m.dedup_key: m for m in (i.notification(at) for i in incidents)}
+    return unrecorded(conn, [i.notification(at) for i in incidents])
+
+
+def unrecorded(conn: Connection, messages: Sequence[Notification]) -> list[Notification]:
+    """The messages whose dedup key the notifier has not recorded yet (each key once)."""
+    messages = {m.dedup_key: m for m in messages}
     if not messages:
         return []
     recorded = set(conn.execute(text("SELECT dedup_key FROM notifications WHERE dedup_key = ANY(:keys)"),

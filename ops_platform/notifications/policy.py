@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ops_platform.framework.controls import Controls
-from ops_platform.notifications.message import Notification
+from ops_platform.notifications.message import Notification, Severity
 from ops_platform.settings import ConfigError
 
 DIGEST = "digest"  # not a transport: the message waits for the daily digest
@@ -27,6 +27,9 @@ DEFAULT_GROUP_OVER = 20
 # then dead-lettered with an alert; the morning call is never redelivered (its job calls once more after 2
 # minutes, then texts: a late call after the text would be both).
 REDELIVERY: dict[str, tuple[int, timedelta] | None] = {"daily_digest": (1, timedelta(minutes=5)), "morning_call": None}
+# The alert when a message of this type is dead-lettered after its redeliveries (default WARN, the digest).
+# The digest's "add to DLQ and alert" is SEV1: a WARN would be routed into the digest that just failed.
+DEAD_LETTER_SEVERITY: dict[str, Severity] = {"daily_digest": Severity.SEV1}
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")

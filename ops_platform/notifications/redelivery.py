@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from ops_platform.framework.controls import COMMS, KILL_SWITCH, read_controls
 from ops_platform.framework.dead_letters import dead_letter
 from ops_platform.notifications.message import Notification, Severity
-from ops_platform.notifications.policy import REDELIVERY
+from ops_platform.notifications.policy import DEAD_LETTER_SEVERITY, REDELIVERY
 from ops_platform.outbound.retry import DeliveryError
 from ops_platform.retry_queue.handlers import (
     Deferred, HandlerResources, PermanentError, TransientError, handler, payload_field)
@@ -55,7 +55,8 @@ def on_delivery_failure(conn: Connection, notification_id: int, channel: str, er
         return
     tries, wait = rule
     due = datetime.now(UTC) + wait
-    enqueue(conn, REDELIVER, {"notification_id": notification_id, "channel": channel}, dedup_key=key,
+    enqueue(conn, REDELIVER, {"notification_id": notification_id, "channel": channel, "type": payload.get("type")},
+            dedup_key=key,
             run_at=max(due, retry_at) if retry_at else due, max_attempts=tries)
 
 
@@ -100,9 +101,11 @@ def redeliver_notification(payload: dict[str, Any], resources: HandlerResources)
 
 
 def dead_job_notice(job: DeadJob) -> Notification:
-    """The WARN notice of a retry job that died (dedup key retry_dead:<id>)."""
+    """The notice of a retry job that died (dedup key retry_dead:<id>): WARN, or the severity
+    DEAD_LETTER_SEVERITY gives the type of the message it was redelivering (the daily digest: SEV1)."""
+    redelivered = (job.payload or {}).get("type") if job.job_name == REDELIVER else None
     return Notification(
-        type="retry_job_dead", severity=Severity.WARN,
+        type="retry_job_dead", severity=DEAD_LETTER_SEVERITY.get(redelivered, Severity.WARN),
         title=f"Retry job {job.id} ({job.job_name}) failed permanently",
         body=f"After {job.attempts} attempt(s): {(job.last_error or 'no error recorded')[:500]}. The work is kept in"
              f" dead_letters ({job.dedup_key or f'retry_job:{job.id}'}) until someone resolves it.",

@@ -11,7 +11,8 @@ A job moves pending → running (claimed by one pass) → completed, back to pen
   at least until then.
 - Dead: status 'dead', one dead letter (keyed by the job's dedup_key, else `retry_job:{id}`) and one
   WARN notification `retry_dead:{id}`, which the queue asks of its `DeadJobNotifier` (the
-  NotifierResource; the queue imports nothing of notifications/). WARN, not SEV1: the seed rates persistent failures WARN
+  NotifierResource; the queue imports nothing of notifications/). WARN (the daily digest's redelivery
+  aside: SEV1, notifications/policy.py DEAD_LETTER_SEVERITY), not SEV1: the seed rates persistent failures WARN
   ("WARN after 3 failures"), and nothing is lost (the dead letter keeps the work until someone
   resolves it), so it goes to the digest instead of waking someone with an SMS; a burst of dead
   jobs is grouped into one message by the notifier. The notification is sent after the job is
@@ -57,6 +58,7 @@ class DeadJob:
     attempts: int
     last_error: str | None
     dedup_key: str | None
+    payload: dict | None = None  # what the job was asked to do (a redelivery names its message's type)
 
 
 class DeadJobNotifier(Protocol):
@@ -203,7 +205,7 @@ def notify_dead(postgres: PostgresResource, notifier: DeadJobNotifier, at: datet
     """Tell the notifier about each dead job not yet notified, then mark them notified; returns how many."""
     with postgres.begin() as conn:
         rows = conn.execute(text(
-            "SELECT id, job_name, attempts, last_error, dedup_key FROM retry_jobs"
+            "SELECT id, job_name, attempts, last_error, dedup_key, payload FROM retry_jobs"
             " WHERE status = 'dead' AND notified_at IS NULL ORDER BY id LIMIT :limit"), {"limit": limit}).all()
     if not rows:
         return 0

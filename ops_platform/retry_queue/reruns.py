@@ -1,11 +1,12 @@
 """Seed 003 afterJobExecution: a failed run whose error is retryable goes to the retry queue, which runs its
-job again (the seed's executeJob), with the seed's error categories deciding (framework/error_categories.py):
+job again (the seed's executeJob), with the seed's error categories deciding (framework/error_categories.py;
+each failed run's notice and its severity: runs/failure_notices.py):
 
 | category             | what happens to the failed run                                               |
 |----------------------|-------------------------------------------------------------------------------|
 | transient, external  | a `job.rerun` retry job: the queue's backoff (2 s · 2^(n−1), ≤ 60 s), 5 attempts, then dead letter + WARN |
 | database             | retried once (1 attempt), then dead letter + WARN                             |
-| auth                 | not retried: a WARN incident `job_auth_failed` at once                        |
+| auth                 | not retried                                                                   |
 | validation           | not retried: recorded in the audit log (INFO)                                 |
 | kill_switch          | nothing: a control refused the run                                            |
 

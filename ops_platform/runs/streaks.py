@@ -29,18 +29,23 @@ def was_refused(instance: dg.DagsterInstance, run_id: str) -> bool:
     return False
 
 
-def failure_streak(instance: dg.DagsterInstance, run: dg.DagsterRun, length: int = STREAK) -> list[str]:
-    """The ids of `length` consecutive failed runs of run's job ending with `run`; [] if there are fewer."""
+def failed_in_a_row(instance: dg.DagsterInstance, run: dg.DagsterRun, up_to: int = LOOKBACK) -> list[str]:
+    """The ids of the failed runs of run's job in a row ending with `run` (newest first, at most `up_to`);
+    [] when `run` was refused. Refused runs are skipped, a success ends the row."""
     if was_refused(instance, run.run_id):
         return []
-    streak = [run.run_id]
+    row = [run.run_id]
     older = instance.get_run_records(filters=dg.RunsFilter(job_name=run.job_name, statuses=_FINISHED),
                                      limit=LOOKBACK, cursor=run.run_id)
     for record in older:
-        if len(streak) == length:
+        if len(row) >= up_to or record.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
             break
-        if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
-            return []
         if not was_refused(instance, record.dagster_run.run_id):
-            streak.append(record.dagster_run.run_id)
+            row.append(record.dagster_run.run_id)
+    return row
+
+
+def failure_streak(instance: dg.DagsterInstance, run: dg.DagsterRun, length: int = STREAK) -> list[str]:
+    """The ids of `length` consecutive failed runs of run's job ending with `run`; [] if there are fewer."""
+    streak = failed_in_a_row(instance, run, up_to=length)
     return streak if len(streak) == length else []

@@ -7,7 +7,8 @@
 - job_failure_streaks: an incident when a job's last 3 finished runs failed, refusals aside
   (seed 003 "alert if 3+ consecutive failures"; runs/streaks.py).
 - after_job_execution: seed 003 afterJobExecution, a retryable failure goes to the retry queue, which reruns
-  the job; the error category decides (retry_queue/reruns.py).
+  the job; the error category decides (retry_queue/reruns.py), and with the job's failures in a row the
+  severity of the run's one notice `job_failed:<run id>` (runs/failure_notices.py).
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ops_platform.framework.audit import record
-from ops_platform.framework.error_categories import AUTH, HANDLING, categorize
+from ops_platform.framework.error_categories import categorize
 from ops_platform.framework.guard import REFUSED_BY
 from ops_platform.jobs.notifications import notify_job, notify_requests
-from ops_platform.monitoring.incidents import Incident, open_incidents, unsent_notifications
+from ops_platform.monitoring.incidents import Incident, open_incidents, unrecorded, unsent_notifications
 from ops_platform.notifications import Severity
 from ops_platform.resources.postgres import PostgresResource
 from ops_platform.retry_queue.reruns import enqueue_rerun, queue_owns
 from ops_platform.runs.audit import current_run, error_chain, record_outcome
-from ops_platform.runs.streaks import STREAK, failure_streak
+from ops_platform.runs.failure_notices import failure_notice
+from ops_platform.runs.streaks import STREAK, failed_in_a_row, failure_streak
 from ops_platform.runs.workers import fail_dead_run_workers
 
 
@@ -104,8 +106,9 @@ def _error_classes(error) -> list[str]:
 
 @dg.run_failure_sensor(name="after_job_execution", request_job=notify_job,
                        default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Seed 003 afterJobExecution: a failed run whose error is retryable goes to the retry "
-                                   "queue (rerun with backoff); auth errors alert at once; validation errors are logged.")
+                       description="Seed 003 afterJobExecution: a failed run whose error is retryable goes to the "
+                                   "retry queue (rerun with backoff); each failure notified once, its severity by "
+                                   "category and failures in a row (auth: WARN at once; transient: WARN from the 3rd).")
 def after_job_execution(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> dg.SensorResult | None:
     run = current_run(context, dg.DagsterRunStatus.FAILURE)
     if run is None or queue_owns(run.tags) or run.job_name.startswith("__"):
@@ -116,16 +119,12 @@ def after_job_execution(context: dg.RunFailureSensorContext, postgres: PostgresR
     metadata = {k: getattr(v, "value", v) for f in failures if f.user_failure_data
                 for k, v in f.user_failure_data.metadata.items()}
     category = categorize(classes, message, metadata)
-    now = datetime.now(UTC)
+    in_a_row = len(failed_in_a_row(context.instance, run))
+    notice = failure_notice(run.job_name, run.run_id, category, in_a_row, message)
     with postgres.begin() as conn:
         queued = enqueue_rerun(conn, run.job_name, run.run_id, category, run.run_config or {})
         record(conn, action=run.job_name, action_type="system", run_id=None, success=False, error=message[:1000],
-               output={"after_job_execution": category, "run_id": run.run_id, "retry_job": queued})
-        if category != AUTH:
-            return None
-        incident = Incident("job_auth_failed", run.job_name, Severity(HANDLING[AUTH].severity),
-                            f"{run.job_name}: credentials refused", f"Run {run.run_id} failed: {message[:800]} "
-                            "Not retried: fix the credentials.")
-        open_incidents(conn, [incident], now)
-        messages = unsent_notifications(conn, [incident], now)
-    return dg.SensorResult(run_requests=notify_requests("job_auth_failed", messages)) if messages else None
+               output={"after_job_execution": category, "run_id": run.run_id, "retry_job": queued,
+                       "failures_in_a_row": in_a_row})
+        messages = unrecorded(conn, [notice] if notice else [])
+    return dg.SensorResult(run_requests=notify_requests("job_failed", messages)) if messages else None
