@@ -9,6 +9,8 @@ import json
 from urllib.parse import urlencode
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from api_server import serving
 from helpers import sql
 from test_api_webhooks import RESEND_SECRET, TWILIO_TOKEN, standard_headers
@@ -18,6 +20,8 @@ from test_events_outbox import EmailApi, add_event
 
 from ops_platform.api import signatures as sig
 from ops_platform.api.settings import ApiSettings
+from ops_platform.events.delivery_status import TWILIO_STAGES, TWILIO_STATUS, twilio_status
+from ops_platform.events.outbox import Event
 
 SETTINGS = ApiSettings(public_url=None, resend_secret=RESEND_SECRET, twilio_auth_token=TWILIO_TOKEN)
 
@@ -125,3 +129,31 @@ def test_a_status_event_without_its_id_is_invalid_and_changes_nothing(postgres):
         "'MessageStatus' 'lost-in-space' is not one of Twilio's: " + ", ".join(
             ["accepted", "scheduled", "queued", "sending", "sent", "canceled", "failed", "undelivered", "delivered",
              "partially_delivered", "read"])]
+
+
+def test_each_sms_asks_twilio_for_status_callbacks_at_the_public_url_of_ops_api(settings_env):
+    from ops_platform.build import build_channels
+
+    settings_env("OPS_API_PUBLIC_URL", "https://ops.example.org/")
+    assert build_channels().twilio_status_callback == "https://ops.example.org/v1/notifications/webhooks/twilio"
+    with Provider() as p:
+        channel = twilio(p, twilio_status_callback=build_channels().twilio_status_callback).channel("sms")
+        try:
+            channel.deliver(7, {"severity": "SEV1", "title": "Disk", "recipients": ["+15550002222"]}, None)
+        finally:
+            channel.close()
+    assert p.hits[0].form["StatusCallback"] == "https://ops.example.org/v1/notifications/webhooks/twilio"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(statuses=st.lists(st.sampled_from(sorted(TWILIO_STAGES)), min_size=1, max_size=6))
+def test_out_of_order_callbacks_end_on_the_last_status_of_the_furthest_stage(postgres, statuses):
+    sql(postgres, "DELETE FROM sms_deliveries")
+    sql(postgres, "INSERT INTO sms_deliveries (message_sid, notification_id, to_number, status) "
+                  "VALUES ('SMp', 1, '+15550002222', 'queued')")
+    for i, status in enumerate(statuses):
+        twilio_status(postgres, Event(i, TWILIO_STATUS, {"provider": "twilio", "data": {
+            "MessageSid": "SMp", "MessageStatus": status}}))
+    furthest = max(TWILIO_STAGES[s] for s in ["queued", *statuses])
+    expected = [s for s in ["queued", *statuses] if TWILIO_STAGES[s] == furthest][-1]
+    assert sql(postgres, "SELECT status FROM sms_deliveries") == [(expected,)]

@@ -57,8 +57,9 @@ class _Twilio:
 class SmsChannel(_Twilio):
     resource = "Messages"
 
-    def __init__(self, *args: Any, name: str = "sms", **kwargs: Any):
+    def __init__(self, *args: Any, name: str = "sms", status_callback: str | None = None, **kwargs: Any):
         super().__init__(*args, name=name, **kwargs)
+        self.status_callback = status_callback  # where Twilio posts this SMS's delivery statuses
 
     def _sent(self, conn: Connection, notification_id: int, number: str, response) -> None:
         """An `sms_deliveries` row under the Message SID of Twilio's answer ({"sid": "SM…", "status": "queued"})."""
@@ -72,7 +73,8 @@ class SmsChannel(_Twilio):
 
     def _form(self, payload: dict[str, Any]) -> dict[str, str]:
         body = f"[{payload['severity']}] {payload['title']}" + (f"\n{payload['body']}" if payload.get("body") else "")
-        return {"Body": body if len(body) <= SMS_LIMIT else body[:SMS_LIMIT - 1] + "…"}
+        form = {"Body": body if len(body) <= SMS_LIMIT else body[:SMS_LIMIT - 1] + "…"}
+        return form | ({"StatusCallback": self.status_callback} if self.status_callback else {})
 
 
 class CallChannel(_Twilio):
