@@ -9,10 +9,10 @@ import json
 from urllib.parse import urlencode
 
 import httpx
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from api_server import serving
 from helpers import sql
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_api_webhooks import RESEND_SECRET, TWILIO_TOKEN, standard_headers
 from test_channels import Provider, twilio
 from test_event_subscriptions import handle
@@ -126,9 +126,8 @@ def test_a_status_event_without_its_id_is_invalid_and_changes_nothing(postgres):
     assert errors == [
         "missing 'email_id' (Resend's id of the email)",
         "a Twilio status callback needs 'MessageSid' and 'MessageStatus'",
-        "'MessageStatus' 'lost-in-space' is not one of Twilio's: " + ", ".join(
-            ["accepted", "scheduled", "queued", "sending", "sent", "canceled", "failed", "undelivered", "delivered",
-             "partially_delivered", "read"])]
+        ("'MessageStatus' 'lost-in-space' is not one of Twilio's: accepted, scheduled, queued, sending, sent, "
+         "canceled, failed, undelivered, delivered, partially_delivered, read")]
 
 
 def test_each_sms_asks_twilio_for_status_callbacks_at_the_public_url_of_ops_api(settings_env):

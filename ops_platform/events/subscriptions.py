@@ -24,8 +24,8 @@ from html import escape
 
 from sqlalchemy import text
 
-from ops_platform.events.email import EMAIL_SEND, send_emails
 from ops_platform.events.delivery_status import DELIVERY_STATUS_EVENTS, delivery_status_subscriptions
+from ops_platform.events.email import EMAIL_SEND, send_emails
 from ops_platform.events.outbox import Event, InvalidEvent, Result, event_data, event_time, require
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.resources.postgres import PostgresResource
