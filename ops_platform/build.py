@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ops_platform.api.inbound import TWILIO_STATUS_PATH
 from ops_platform.notifications import NotifierResource
 from ops_platform.notifications.policy import DEFAULT_GROUP_OVER, DEFAULT_RATE_LIMITS, DEFAULT_ROUTES, parse_rate_limits
 from ops_platform.notifications.transports import DEFAULT_ALIASES, ChannelsResource
@@ -66,4 +67,5 @@ def build_channels(settings: Settings | None = None) -> ChannelsResource:
         twilio_from=s.twilio_from,
         twilio_to=s.twilio_to,
         twilio_api_url=s.twilio_api_url,
+        twilio_status_callback=f"{s.api_public_url.rstrip('/')}{TWILIO_STATUS_PATH}" if s.api_public_url else None,
     )

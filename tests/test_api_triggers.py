@@ -143,3 +143,5 @@ def test_each_trigger_launches_its_run_through_dagster_graphql(postgres, webserv
     assert all(r.status == dg.DagsterRunStatus.QUEUED for r in runs.values())
     assert runs["cleanup"].tags["ops/trigger"] == "/api/cron/cleanup"
     assert {op["config"]["mode"] for op in runs["sync"].run_config["ops"].values()} == {"incremental"}
+    assert runs["snapshot"].run_config == {  # that campaign's row of the hour only
+        "ops": {"warehouse__campaign_metrics_hourly": {"config": {"campaign_ids": [1]}}}}

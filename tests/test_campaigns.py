@@ -136,6 +136,28 @@ def test_hourly_snapshots_replace_exactly_their_hours(postgres, warehouse, insta
         assert ch.query("SELECT count(), uniqExact(snapshot_hour, campaign_id) FROM campaign_metrics_hourly").result_rows[0] == (9, 9)
 
 
+def test_one_campaigns_snapshot_rewrites_only_its_row_of_the_hour(postgres, warehouse, instance):
+    seed_campaigns(postgres)
+    hour = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    sql(postgres, "INSERT INTO volunteer_activities (volunteer_id, campaign_id, activity_type, hours, occurred_at) VALUES "
+                  "(1, 1, 'event', 2, :h + interval '10 minutes'), (2, 2, 'event', 1, :h + interval '20 minutes')", h=hour)
+    resources = {"postgres": postgres, "warehouse": warehouse}
+    key = hour.strftime("%Y-%m-%d-%H:%M")
+    dg.materialize([campaign_metrics_hourly], partition_key=key, resources=resources, instance=instance)
+    with warehouse.client() as ch:
+        ch.command("ALTER TABLE campaign_metrics_hourly UPDATE hours_logged = 99, seats_used = 99 "
+                   "WHERE campaign_id IN (1, 2) SETTINGS mutations_sync = 1")
+    result = dg.materialize([campaign_metrics_hourly], partition_key=key, resources=resources, instance=instance,
+                            run_config={"ops": {"warehouse__campaign_metrics_hourly": {"config": {"campaign_ids": [2]}}}})
+    with warehouse.client() as ch:
+        rows = ch.query("SELECT campaign_id, seats_used, hours_logged FROM campaign_metrics_hourly "
+                        "ORDER BY campaign_id").result_rows
+    assert rows == [(1, 99, Decimal("99")), (2, 2, Decimal("1")), (3, 0, Decimal("0"))]  # campaign 1 keeps the damage
+    [hour_meta] = result.asset_materializations_for_node("warehouse__campaign_metrics_hourly")
+    assert hour_meta.metadata["dagster/row_count"].value == 3  # the hour's rows, not only the rewritten one
+    assert hour_meta.metadata["campaign_ids"].value == "2"
+
+
 def test_vis_decay_matches_a_hand_computed_case_and_a_past_day_is_reproducible(postgres, warehouse, instance):
     sql(postgres, "INSERT INTO volunteers (name) VALUES ('ada')")
     day_end = datetime(2026, 6, 2, tzinfo=UTC)  # the end of 2026-06-01

@@ -28,6 +28,7 @@ _ACCEPT_SQL = text(
     " ON CONFLICT (provider_key) WHERE provider_key IS NOT NULL DO NOTHING RETURNING id"
 )
 _EXISTING_SQL = text("SELECT id FROM events_outbox WHERE provider_key = :key")
+TWILIO_STATUS_PATH = "/v1/notifications/webhooks/twilio"  # also the StatusCallback of our SMS (build.py)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def kintell(event: str) -> Callable[[ApiSettings, Request], Inbound]:
 PROVIDERS: dict[str, Callable[[ApiSettings, Request], Inbound]] = {
     "/v1/notifications/webhooks/sendgrid": resend,
     "/v1/notifications/webhooks/resend": resend,
-    "/v1/notifications/webhooks/twilio": twilio,
+    TWILIO_STATUS_PATH: twilio,
     "/webhooks/benevity": benevity,
     "/webhooks/goodera": goodera,
     "/webhooks/workday": workday,

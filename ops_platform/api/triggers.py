@@ -18,7 +18,7 @@ import dagster as dg
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from sqlalchemy import text
 
-from ops_platform.assets.campaigns import DAILY_SCORES, HOURLY
+from ops_platform.assets.campaigns import DAILY_SCORES, HOURLY, campaign_metrics_hourly
 from ops_platform.assets.finops import COST_DAYS
 from ops_platform.assets.sync import DAILY, WAREHOUSE_ASSETS
 from ops_platform.resources.postgres import PostgresResource
@@ -69,8 +69,9 @@ def vis(path: dict, body: dict, postgres: PostgresResource, now: datetime) -> La
 
 
 def campaign_snapshot(path: dict, body: dict, postgres: PostgresResource, now: datetime) -> Launch:
-    """One campaign's snapshot: the hour {"hour": "YYYY-MM-DD-HH:00"} (default the hour just ended) of the
-    hourly snapshot asset, which holds every campaign's row of that hour; 404 for an unknown campaign."""
+    """One campaign's snapshot: that campaign's row of the hour {"hour": "YYYY-MM-DD-HH:00"} (default the hour
+    just ended) of the hourly snapshot asset, run with `campaign_ids: [id]` so the other campaigns' rows of
+    the hour are left as they are; 404 for an unknown campaign."""
     try:
         campaign_id = int(path["campaign_id"])
     except ValueError:
@@ -78,7 +79,8 @@ def campaign_snapshot(path: dict, body: dict, postgres: PostgresResource, now: d
     with postgres.begin() as conn:
         if conn.execute(_CAMPAIGN_SQL, {"id": campaign_id}).first() is None:
             raise BadTrigger(f"campaign {campaign_id} does not exist", 404)
-    return Launch("campaign_metrics_job", _partition(HOURLY, body.get("hour"), now - timedelta(hours=1), "hour"))
+    config = {"ops": {campaign_metrics_hourly.op.name: {"config": {"campaign_ids": [campaign_id]}}}}
+    return Launch("campaign_metrics_job", _partition(HOURLY, body.get("hour"), now - timedelta(hours=1), "hour"), config)
 
 
 def data_sync(path: dict, body: dict, postgres: PostgresResource, now: datetime) -> Launch:

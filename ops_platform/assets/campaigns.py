@@ -1,6 +1,7 @@
 """Seed 004 campaign and impact assets: seat and credit usage, hourly metric snapshots, VIS scores."""
 
 import dagster as dg
+from pydantic import Field
 from sqlalchemy import text
 
 from ops_platform.framework import asset_pages
@@ -68,6 +69,7 @@ SELECT to_char(h AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), c.id, campaign_st
          WHERE a.campaign_id = c.id AND a.occurred_at >= h AND a.occurred_at < h_end)
 FROM hours CROSS JOIN campaigns c
 WHERE c.created_at < h_end AND campaign_status_at(c.id, c.status, h_end) <> 'draft'
+  AND (%(campaign_ids)s::bigint[] IS NULL OR c.id = ANY(%(campaign_ids)s::bigint[]))
 ORDER BY h, c.id
 """
 # Seed 004 VIS: every activity contributes hours × type weight, halved every `half_life_days` of age,
@@ -85,7 +87,8 @@ FROM days JOIN volunteer_activities a ON a.occurred_at < days.d_end
 LEFT JOIN weights w ON w.activity_type = a.activity_type
 GROUP BY days.d, a.volunteer_id ORDER BY days.d, a.volunteer_id
 """.replace("{weights}", ", ".join(f"('{k}', {v})" for k, v in VIS_WEIGHTS.items()))
-CLEAR_WINDOW_SQL = "DELETE FROM {table} WHERE {within}"
+CLEAR_WINDOW_SQL = "DELETE FROM {table} WHERE {within}{only}"
+ONLY_CAMPAIGNS = " AND campaign_id IN {campaign_ids:Array(Int64)}"  # one campaign's rows of the window
 # Rows per partition of the window, keyed by the partition's start (Unix seconds).
 PARTITION_ROWS_SQL = ("SELECT toUnixTimestamp(toDateTime({time_column}, 'UTC')), count() FROM {table} "
                       "WHERE {within} GROUP BY 1")
@@ -119,6 +122,12 @@ def credit_usage(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     return dg.MaterializeResult(metadata=_usage(postgres, CREDIT_USAGE_SQL))
 
 
+class MetricsConfig(dg.Config):
+    campaign_ids: list[int] | None = Field(default=None, description=(
+        "Only these campaigns' rows of the run's hours are replaced (the manual snapshot trigger of one "
+        "campaign); the other campaigns' rows stay as they are. None (default): every campaign."))
+
+
 @dg.asset(key=["warehouse", "campaign_metrics_hourly"],
           **asset_page("campaigns", "campaign_metrics_hourly", METRICS_SCHEMA, asset_pages.HOURLY),
           kinds={"clickhouse", "postgres"}, partitions_def=HOURLY,
@@ -128,13 +137,15 @@ def credit_usage(context: dg.AssetExecutionContext, postgres: PostgresResource) 
               "and hour, as of the end of the hour: seats held, capacity, credits spent to date, budget, distinct "
               "volunteers with activity in the hour, hours logged in the hour, and the status the campaign had then "
               "(from its campaign.status.changed events), so a backfilled hour is reproducible. A run replaces "
-              "exactly its hours."))
-def campaign_metrics_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource,
+              "exactly its hours (or, with `campaign_ids`, only those campaigns' rows of them)."))
+def campaign_metrics_hourly(context: dg.AssetExecutionContext, config: MetricsConfig, postgres: PostgresResource,
                             warehouse: WarehouseResource) -> dg.MaterializeResult:
     guard_run(context, postgres)
+    ids = config.campaign_ids
     rows = _replace_window(context, warehouse, postgres, "campaign_metrics_hourly", "snapshot_hour", METRICS_COLUMNS,
-                           METRICS_SQL, {})
-    return dg.MaterializeResult(metadata={"rows": rows, "hours": len(context.partition_keys)})
+                           METRICS_SQL, {"campaign_ids": ids}, only=None if ids is None else (ONLY_CAMPAIGNS, ids))
+    return dg.MaterializeResult(metadata={"rows": rows, "hours": len(context.partition_keys)}
+                                | ({} if ids is None else {"campaign_ids": ", ".join(map(str, ids))}))
 
 
 class VisConfig(dg.Config):
@@ -159,15 +170,18 @@ def vis_scores(context: dg.AssetExecutionContext, config: VisConfig, postgres: P
 
 
 def _replace_window(context: dg.AssetExecutionContext, warehouse, postgres, table, time_column, columns, query,
-                    params) -> int:
+                    params, only: tuple[str, list[int]] | None = None) -> int:
     """Delete the run's partitions' rows in ClickHouse, then stream the recomputed ones in. Each partition
     reports its own `dagster/row_count`, counted in ClickHouse over the window just written (its rows
-    only this run writes; the window is a prefix of the table's ORDER BY, so the count reads no more)."""
+    only this run writes; the window is a prefix of the table's ORDER BY, so the count reads no more).
+    `only` (ONLY_CAMPAIGNS, ids) narrows the delete to those campaigns' rows; `query` must narrow alike."""
     window = context.partition_time_window
     bounds = {"lo": window.start, "hi": window.end}
     within = (f"{time_column} >= {{lo:DateTime64(6, 'UTC')}} AND {time_column} < {{hi:DateTime64(6, 'UTC')}}")
+    clause, ids = only or ("", None)
     with warehouse.client() as ch:
-        run_ddl(ch, CLEAR_WINDOW_SQL.format(table=table, within=within), parameters=bounds)
+        run_ddl(ch, CLEAR_WINDOW_SQL.format(table=table, within=within, only=clause),
+                parameters=bounds | ({"campaign_ids": ids} if only else {}))
         rows = copy_into(ch, table, columns, postgres, query, bounds | params)
         counts = dict(ch.query(PARTITION_ROWS_SQL.format(time_column=time_column, table=table, within=within),
                                parameters=bounds).result_rows)

@@ -133,6 +133,26 @@ def require(payload: Any, key: str, kind: type | tuple[type, ...], what: str) ->
     return value
 
 
+def event_data(event: Event) -> dict:
+    """The event's fields: inbound webhooks (api/inbound.py) wrap the provider's body in {"provider", "data": …};
+    our own events do not. Raises InvalidEvent when they are no JSON object."""
+    payload = event.payload
+    if isinstance(payload, dict) and "provider" in payload and isinstance(payload.get("data"), dict):
+        return payload["data"]
+    if not isinstance(payload, dict):
+        raise InvalidEvent("the payload must be a JSON object")
+    return payload
+
+
+def event_time(data: dict, key: str) -> datetime:
+    """data[key] as an aware datetime (ISO 8601, "Z" allowed); InvalidEvent naming the key otherwise."""
+    value = require(data, key, str, "an ISO 8601 time")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent(f"{key!r} must be an ISO 8601 time, got {value!r}") from None
+
+
 def json_type(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)

@@ -8,6 +8,8 @@ handler that dies half way and runs again completes without doubling anything.
 | buddy.match.created | Analytics: update metrics | a `buddy_matches` row |
 | user.profile.updated | Unified Profile: update completeness | the volunteer's profile merged, `profile_completeness` recomputed |
 | report.generated | Notifications: send email | an email to the report's recipients (events/email.py, idempotent per event) |
+| resend.email.* (delivered, bounced, complained, …) | Notifications: delivery status | the email_deliveries row of that Resend id (events/delivery_status.py) |
+| twilio.message.status | Notifications: delivery status | the sms_deliveries row of that Message SID (events/delivery_status.py) |
 | campaign.status.changed | Analytics: update snapshots | not here: the events outbox sensor asks for the affected hour of `warehouse/campaign_metrics_hourly` (sensors/events.py) |
 
 Evidence extraction is deterministic (no AI service is reachable): the feedback's sentences that name an
@@ -18,13 +20,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from html import escape
 
 from sqlalchemy import text
 
+from ops_platform.events.delivery_status import DELIVERY_STATUS_EVENTS, delivery_status_subscriptions
 from ops_platform.events.email import EMAIL_SEND, send_emails
-from ops_platform.events.outbox import Event, InvalidEvent, Result, require
+from ops_platform.events.outbox import Event, InvalidEvent, Result, event_data, event_time, require
 from ops_platform.notifications.transports import ChannelsResource
 from ops_platform.resources.postgres import PostgresResource
 
@@ -71,24 +73,6 @@ WHERE id = :volunteer_id RETURNING profile_completeness
 """)
 
 
-def _data(event: Event) -> dict:
-    """The event's fields: inbound webhooks wrap the provider's body in {"data": …}; our own events do not."""
-    payload = event.payload
-    if isinstance(payload, dict) and "provider" in payload and isinstance(payload.get("data"), dict):
-        return payload["data"]
-    if not isinstance(payload, dict):
-        raise InvalidEvent("the payload must be a JSON object")
-    return payload
-
-
-def _when(data: dict, key: str) -> datetime:
-    value = require(data, key, str, "an ISO 8601 time")
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidEvent(f"{key!r} must be an ISO 8601 time, got {value!r}") from None
-
-
 def extract_evidence(feedback: str) -> list[tuple[str, str]]:
     """(kind, sentence) for each sentence of `feedback` naming an outcome, in order, at most MAX_EVIDENCE."""
     found = []
@@ -102,12 +86,12 @@ def extract_evidence(feedback: str) -> list[tuple[str, str]]:
 
 def session_completed(postgres: PostgresResource, event: Event) -> Result:
     """kintell.session.completed {session_id, volunteer_id, campaign_id?, hours, completed_at, feedback?}."""
-    data = _data(event)
+    data = event_data(event)
     session = {"session_id": str(require(data, "session_id", (str, int), "the Kintell session id")),
                "volunteer_id": require(data, "volunteer_id", int, "a volunteers id"),
                "campaign_id": data.get("campaign_id") if isinstance(data.get("campaign_id"), int) else None,
                "hours": require(data, "hours", (int, float), "the session's length in hours"),
-               "completed_at": _when(data, "completed_at"), "event_id": event.id}
+               "completed_at": event_time(data, "completed_at"), "event_id": event.id}
     if session["hours"] < 0:
         raise InvalidEvent(f"'hours' must be 0 or more, got {session['hours']}")
     evidence = extract_evidence(data["feedback"]) if isinstance(data.get("feedback"), str) else []
@@ -121,21 +105,21 @@ def session_completed(postgres: PostgresResource, event: Event) -> Result:
 
 def buddy_matched(postgres: PostgresResource, event: Event) -> Result:
     """buddy.match.created {match_id, buddy_id, newcomer, campaign_id?, matched_at}."""
-    data = _data(event)
+    data = event_data(event)
     with postgres.begin() as conn:
         conn.execute(_MATCH_SQL, {
             "match_id": str(require(data, "match_id", (str, int), "the match id")),
             "buddy_id": require(data, "buddy_id", int, "the buddy's volunteers id"),
             "newcomer": require(data, "newcomer", str, "who was matched"),
             "campaign_id": data.get("campaign_id") if isinstance(data.get("campaign_id"), int) else None,
-            "matched_at": _when(data, "matched_at"), "event_id": event.id})
+            "matched_at": event_time(data, "matched_at"), "event_id": event.id})
     return Result("delivered", counts={"buddy_matches_recorded": 1})
 
 
 def profile_updated(postgres: PostgresResource, event: Event) -> Result:
     """user.profile.updated {volunteer_id, profile: {field: value}}: merged, completeness = filled
     PROFILE_FIELDS / all × 100."""
-    data = _data(event)
+    data = event_data(event)
     volunteer_id = require(data, "volunteer_id", int, "a volunteers id")
     profile = require(data, "profile", dict, "the changed profile fields")
     with postgres.begin() as conn:
@@ -149,7 +133,7 @@ def profile_updated(postgres: PostgresResource, event: Event) -> Result:
 def report_generated(postgres: PostgresResource, channels: ChannelsResource, event: Event) -> Result:
     """report.generated {report_id, title, recipients: [..], url?}: one email to the recipients, sent
     through the email queue's path (idempotent per event, see events/email.py)."""
-    data = _data(event)
+    data = event_data(event)
     title = require(data, "title", str, "the report's title")
     recipients = require(data, "recipients", list, "the e-mail addresses to send it to")
     url = data.get("url") if isinstance(data.get("url"), str) else None
@@ -167,7 +151,7 @@ def subscriptions(postgres: PostgresResource, channels: ChannelsResource) -> dic
         BUDDY_MATCHED: lambda event: buddy_matched(postgres, event),
         PROFILE_UPDATED: lambda event: profile_updated(postgres, event),
         REPORT_GENERATED: lambda event: report_generated(postgres, channels, event),
-    }
+    } | delivery_status_subscriptions(postgres)
 
 
-SUBSCRIBED = (SESSION_COMPLETED, BUDDY_MATCHED, PROFILE_UPDATED, REPORT_GENERATED)
+SUBSCRIBED = (SESSION_COMPLETED, BUDDY_MATCHED, PROFILE_UPDATED, REPORT_GENERATED, *DELIVERY_STATUS_EVENTS)

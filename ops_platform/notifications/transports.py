@@ -75,6 +75,9 @@ class ChannelsResource(dg.ConfigurableResource):
     twilio_from: str | None = None
     twilio_to: str | None = Field(default=None, description="Default phone number(s), comma-separated, E.164.")
     twilio_api_url: str = "https://api.twilio.com"
+    twilio_status_callback: str | None = Field(default=None, description=(
+        "StatusCallback URL sent with each SMS (Twilio then posts its delivery statuses there): "
+        "OPS_API_PUBLIC_URL + the `ops api` Twilio route when that is set."))
 
     delivery_attempts: int = Field(default=3, description="Tries per message for the provider channels.")
     delivery_backoff_seconds: float = 1.0
@@ -165,7 +168,10 @@ class ChannelsResource(dg.ConfigurableResource):
                                    name=name, **self._http_options())
         if target in ("sms", "call"):
             numbers = [n.strip() for n in (self.twilio_to or "").split(",") if n.strip()]
-            kind = SmsChannel if target == "sms" else CallChannel
-            return kind(self.twilio_account_sid, self.twilio_auth_token, self.twilio_from, numbers,
-                        self.twilio_api_url, name=name, **self._http_options())
+            if target == "call":
+                return CallChannel(self.twilio_account_sid, self.twilio_auth_token, self.twilio_from, numbers,
+                                   self.twilio_api_url, name=name, **self._http_options())
+            return SmsChannel(self.twilio_account_sid, self.twilio_auth_token, self.twilio_from, numbers,
+                              self.twilio_api_url, name=name, status_callback=self.twilio_status_callback,
+                              **self._http_options())
         raise ConfigError(f"channel {name!r}: no transport named {target!r}")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from ops_platform.outbound.retry import DeliveryError
 from ops_platform.outbound.http import RetryingHttp
@@ -19,6 +19,10 @@ SMS_LIMIT = 1600  # characters Twilio accepts in one message body
 CALL_SECONDS = 60
 SPOKEN_WORDS_PER_SECOND = 2.3  # text-to-speech at its default pace, ~140 words a minute
 CALL_WORDS = int(CALL_SECONDS * SPOKEN_WORDS_PER_SECOND)
+
+# The Message SID Twilio answered, so its status callbacks find the SMS (events/delivery_status.py).
+_SMS_SENT_SQL = text("INSERT INTO sms_deliveries (message_sid, notification_id, to_number, status)"
+                     " VALUES (:sid, :notification_id, :to, :status) ON CONFLICT (message_sid) DO NOTHING")
 
 
 class _Twilio:
@@ -36,7 +40,12 @@ class _Twilio:
             raise DeliveryError(f"{self.name}: no phone number (set OPS_TWILIO_TO or give recipients)", 0)
         form = self._form(payload)
         for number in numbers:
-            self._http.post(self._url, data={"To": number, "From": self.from_number} | form)
+            response = self._http.post(self._url, data={"To": number, "From": self.from_number} | form)
+            if conn is not None:  # None: the path that runs while Postgres is down (monitoring/db_down.py)
+                self._sent(conn, notification_id, number, response)
+
+    def _sent(self, conn: Connection, notification_id: int, number: str, response) -> None:
+        """What to keep of an accepted send; nothing by default."""
 
     def close(self) -> None:
         self._http.close()
@@ -48,12 +57,24 @@ class _Twilio:
 class SmsChannel(_Twilio):
     resource = "Messages"
 
-    def __init__(self, *args: Any, name: str = "sms", **kwargs: Any):
+    def __init__(self, *args: Any, name: str = "sms", status_callback: str | None = None, **kwargs: Any):
         super().__init__(*args, name=name, **kwargs)
+        self.status_callback = status_callback  # where Twilio posts this SMS's delivery statuses
+
+    def _sent(self, conn: Connection, notification_id: int, number: str, response) -> None:
+        """An `sms_deliveries` row under the Message SID of Twilio's answer ({"sid": "SM…", "status": "queued"})."""
+        try:
+            answer = response.json()
+        except ValueError:
+            return
+        if isinstance(answer, dict) and isinstance(answer.get("sid"), str):
+            conn.execute(_SMS_SENT_SQL, {"sid": answer["sid"], "notification_id": notification_id, "to": number,
+                                         "status": str(answer.get("status") or "queued")})
 
     def _form(self, payload: dict[str, Any]) -> dict[str, str]:
         body = f"[{payload['severity']}] {payload['title']}" + (f"\n{payload['body']}" if payload.get("body") else "")
-        return {"Body": body if len(body) <= SMS_LIMIT else body[:SMS_LIMIT - 1] + "…"}
+        form = {"Body": body if len(body) <= SMS_LIMIT else body[:SMS_LIMIT - 1] + "…"}
+        return form | ({"StatusCallback": self.status_callback} if self.status_callback else {})
 
 
 class CallChannel(_Twilio):
