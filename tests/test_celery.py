@@ -135,7 +135,7 @@ def test_steps_run_on_two_workers_hold_the_warehouse_pool_and_a_killed_step_is_r
         try:
             # The two side steps wait at their gate at the same time: one on each worker (concurrency 1 each).
             wait_for(lambda: running(run_worker) and {"side_a", "side_b"} <= waiting_steps(postgres).keys(),
-                     "both side steps to start", timeout=45)
+                     "both side steps to start", timeout=120)
             [run] = instance.get_runs()
             assert sorted(worker for _, worker in executed_on(instance, run.run_id)) == sorted(WORKERS)
             gates.execute("SELECT pg_advisory_unlock(%s)", (SIDE_GATE,))
@@ -147,7 +147,7 @@ def test_steps_run_on_two_workers_hold_the_warehouse_pool_and_a_killed_step_is_r
 
             os.kill(killed, signal.SIGKILL)  # the process running the step dies mid-step
             retried = wait_for(lambda: waiting_steps(postgres).get(first) not in (None, killed),
-                               "the killed step to run again in a new process", timeout=45)
+                               "the killed step to run again in a new process", timeout=120)
             assert retried and waiting_steps(postgres).keys() == {first}  # the other one still waits for the pool
             assert claimed_slots(instance) == [first] and held_back(instance) == [second]
             gates.execute("SELECT pg_advisory_unlock(%s)", (LOAD_GATE,))
