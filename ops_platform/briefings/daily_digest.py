@@ -21,6 +21,47 @@ from sqlalchemy import Connection, text
 
 from ops_platform.notifications import Notification, Severity
 
+WAITING_SQL = text(
+    "SELECT severity, type, count(*) AS n, (array_agg(title ORDER BY id DESC))[1] AS latest,"
+    " array_agg(id) AS ids FROM notifications WHERE status = 'digest' AND created_at <= :at GROUP BY"
+    " severity, type"
+)
+INCIDENTS_SQL = text(
+    "SELECT severity, type, count(*) AS n, (array_agg(title ORDER BY created_at DESC))[1] AS latest FROM"
+    " incidents WHERE severity <> 'INFO' AND created_at > :since AND created_at <= :at GROUP BY severity,"
+    " type"
+)
+RUNS_SQL = text(
+    "SELECT count(*) AS total, count(*) FILTER (WHERE NOT success) AS failed, (SELECT count(*) FROM"
+    " dead_letters WHERE created_at > :since AND created_at <= :at) AS dead_letters FROM audit_log WHERE"
+    " action_type = 'run' AND ts > :since AND ts <= :at"
+)
+ACTIVITY_SQL = text(
+    "SELECT (SELECT count(*) FROM proposals WHERE created_at > :since AND created_at <= :at) AS"
+    " proposals, (SELECT count(*) FROM memory_items WHERE superseded_at > :since AND superseded_at <="
+    " :at) AS corrections, (SELECT count(*) FROM api_calls WHERE ts > :since AND ts <= :at) AS api_calls"
+)
+FAILED_JOBS_SQL = text(
+    "SELECT action, count(*) AS n FROM audit_log WHERE action_type = 'run' AND NOT success AND ts >"
+    " :since AND ts <= :at GROUP BY action ORDER BY n DESC, action"
+)
+RECORD_SQL = text(
+    "INSERT INTO daily_digests (day, title, body, meta, channels, recipients) VALUES (:day, :title,"
+    " :body, CAST(:meta AS jsonb), :channels, :recipients) ON CONFLICT (day) DO NOTHING RETURNING day"
+)
+MARK_INCLUDED_SQL = text(
+    "WITH marked AS (UPDATE notifications SET status = 'digested', reason = 'in the daily digest of ' ||"
+    " :day WHERE id = ANY(:ids) AND status = 'digest' RETURNING id) UPDATE daily_digests SET item_ids ="
+    " ARRAY(SELECT id FROM marked ORDER BY id) WHERE day = CAST(:day AS date)"
+)
+RECORDED_SQL = text("SELECT * FROM daily_digests WHERE day = :day")
+SENT_SQL = text("SELECT id, status FROM notifications WHERE dedup_key = :k")
+LINK_SQL = text("UPDATE daily_digests SET notification_id = :id, status = :status, sent_at = now() WHERE day = :day")
+LINK_NOTIFICATIONS_SQL = text(
+    "UPDATE notifications SET delivered_in = :id, reason = 'sent in daily digest ' || :id WHERE id ="
+    " ANY((SELECT item_ids FROM daily_digests WHERE day = :day)::bigint[]) AND status = 'digested'"
+)
+
 MAX_BULLETS = 5
 WINDOW = timedelta(hours=24)
 _RANK = {"SEV0": 0, "SEV1": 1, "WARN": 2, "INFO": 3}
@@ -63,30 +104,13 @@ def dedup_key(day: date) -> str:
 def gather(conn: Connection, at: datetime, day: date) -> DailyDigest:
     """Everything the digest of `day` says, read at `at`; a few grouped queries."""
     since = at - WINDOW
-    waiting = conn.execute(text(
-        "SELECT severity, type, count(*) AS n, (array_agg(title ORDER BY id DESC))[1] AS latest, array_agg(id) AS ids"
-        " FROM notifications WHERE status = 'digest' AND created_at <= :at GROUP BY severity, type"
-    ), {"at": at}).all()
-    incidents = conn.execute(text(
-        "SELECT severity, type, count(*) AS n, (array_agg(title ORDER BY created_at DESC))[1] AS latest"
-        " FROM incidents WHERE severity <> 'INFO' AND created_at > :since AND created_at <= :at GROUP BY severity, type"
-    ), {"since": since, "at": at}).all()
-    runs = conn.execute(text(
-        "SELECT count(*) AS total, count(*) FILTER (WHERE NOT success) AS failed,"
-        " (SELECT count(*) FROM dead_letters WHERE created_at > :since AND created_at <= :at) AS dead_letters"
-        " FROM audit_log WHERE action_type = 'run' AND ts > :since AND ts <= :at"
-    ), {"since": since, "at": at}).one()
+    waiting = conn.execute(WAITING_SQL, {"at": at}).all()
+    incidents = conn.execute(INCIDENTS_SQL, {"since": since, "at": at}).all()
+    runs = conn.execute(RUNS_SQL, {"since": since, "at": at}).one()
     # Seed 003's other metrics: proposals made, memory corrections (an item superseded by a newer version),
     # calls to the external APIs.
-    activity = conn.execute(text(
-        "SELECT (SELECT count(*) FROM proposals WHERE created_at > :since AND created_at <= :at) AS proposals,"
-        " (SELECT count(*) FROM memory_items WHERE superseded_at > :since AND superseded_at <= :at) AS corrections,"
-        " (SELECT count(*) FROM api_calls WHERE ts > :since AND ts <= :at) AS api_calls"
-    ), {"since": since, "at": at}).one()
-    failed_jobs = conn.execute(text(
-        "SELECT action, count(*) AS n FROM audit_log WHERE action_type = 'run' AND NOT success"
-        " AND ts > :since AND ts <= :at GROUP BY action ORDER BY n DESC, action"
-    ), {"since": since, "at": at}).all()
+    activity = conn.execute(ACTIVITY_SQL, {"since": since, "at": at}).one()
+    failed_jobs = conn.execute(FAILED_JOBS_SQL, {"since": since, "at": at}).all()
 
     candidates = [Bullet(r.severity, r.n, f"{r.severity} incident{'s' if r.n > 1 else ''} ×{r.n} ({r.type}): "
                                           f"{r.latest}", kind=0) for r in incidents]
@@ -126,26 +150,19 @@ def record(conn: Connection, digest: DailyDigest, message: Notification) -> bool
 
     False when the day's digest was recorded already (by an earlier or a concurrent run).
     """
-    inserted = conn.execute(text(
-        "INSERT INTO daily_digests (day, title, body, meta, channels, recipients)"
-        " VALUES (:day, :title, :body, CAST(:meta AS jsonb), :channels, :recipients)"
-        " ON CONFLICT (day) DO NOTHING RETURNING day"
-    ), {"day": digest.day, "title": message.title, "body": message.body, "meta": json.dumps(message.meta),
+    inserted = conn.execute(RECORD_SQL, {
+        "day": digest.day, "title": message.title, "body": message.body, "meta": json.dumps(message.meta),
         "channels": list(message.channels or ()), "recipients": list(message.recipients)}).first()
     if inserted is None:
         return False
     # Only the messages still waiting are this digest's: a row another digest took meanwhile stays its own.
-    conn.execute(text(
-        "WITH marked AS (UPDATE notifications SET status = 'digested', reason = 'in the daily digest of ' || :day"
-        " WHERE id = ANY(:ids) AND status = 'digest' RETURNING id)"
-        " UPDATE daily_digests SET item_ids = ARRAY(SELECT id FROM marked ORDER BY id) WHERE day = CAST(:day AS date)"
-    ), {"day": str(digest.day), "ids": digest.waiting_ids})
+    conn.execute(MARK_INCLUDED_SQL, {"day": str(digest.day), "ids": digest.waiting_ids})
     return True
 
 
 def recorded(conn: Connection, day: date) -> tuple[Notification, bool] | None:
     """The day's recorded digest as a message, and whether it was sent already; None if not recorded."""
-    row = conn.execute(text("SELECT * FROM daily_digests WHERE day = :day"), {"day": day}).mappings().first()
+    row = conn.execute(RECORDED_SQL, {"day": day}).mappings().first()
     if row is None:
         return None
     message = Notification(type="daily_digest", severity=Severity.INFO, title=row["title"], body=row["body"],
@@ -156,12 +173,7 @@ def recorded(conn: Connection, day: date) -> tuple[Notification, bool] | None:
 
 def link(conn: Connection, day: date) -> str:
     """After sending: the digest's notification id goes on the day's row and on every message it carried."""
-    sent = conn.execute(text("SELECT id, status FROM notifications WHERE dedup_key = :k"), {"k": dedup_key(day)}).one()
-    conn.execute(text(
-        "UPDATE daily_digests SET notification_id = :id, status = :status, sent_at = now() WHERE day = :day"
-    ), {"id": sent.id, "status": sent.status, "day": day})
-    conn.execute(text(
-        "UPDATE notifications SET delivered_in = :id, reason = 'sent in daily digest ' || :id"
-        " WHERE id = ANY((SELECT item_ids FROM daily_digests WHERE day = :day)::bigint[]) AND status = 'digested'"
-    ), {"id": sent.id, "day": day})
+    sent = conn.execute(SENT_SQL, {"k": dedup_key(day)}).one()
+    conn.execute(LINK_SQL, {"id": sent.id, "status": sent.status, "day": day})
+    conn.execute(LINK_NOTIFICATIONS_SQL, {"id": sent.id, "day": day})
     return sent.status

@@ -15,6 +15,20 @@ from sqlalchemy import Connection, text
 
 from ops_platform.notifications.twilio import CALL_WORDS, SPOKEN_WORDS_PER_SECOND
 
+STATUS_SQL = text(
+    "SELECT (SELECT count(*) FROM audit_log WHERE action_type = 'run' AND ts > :since AND ts <= :at) AS"
+    " runs, (SELECT count(*) FROM audit_log WHERE action_type = 'run' AND NOT success AND ts > :since AND"
+    " ts <= :at)   AS failed_runs, (SELECT count(*) FROM incidents WHERE created_at > :since AND"
+    " created_at <= :at) AS new_incidents, (SELECT count(*) FROM notifications WHERE status = 'digest')"
+    " AS waiting_digest, (SELECT count(*) FROM notifications WHERE status = 'held') AS held, (SELECT"
+    " count(*) FROM dead_letters WHERE resolved_at IS NULL) AS dead_letters, (SELECT count(*) FROM"
+    " retry_jobs WHERE status IN ('pending', 'running')) AS retries"
+)
+CRITICAL_SQL = text(
+    "SELECT severity, title, count(*) OVER () AS total FROM incidents WHERE status = 'open' AND severity"
+    " IN ('SEV0', 'SEV1') AND NOT archived ORDER BY severity, created_at DESC LIMIT :n"
+)
+
 MAX_WORDS = CALL_WORDS - 8  # "INFO. Morning Status Call." is spoken before the script
 OVERNIGHT = timedelta(hours=12)
 TITLE_WORDS = 8
@@ -34,22 +48,8 @@ class Sentence:
 def status_script(conn: Connection, at: datetime, local_day: str) -> str:
     """The script for the call at `at` (`local_day` e.g. 'Monday, March 9'); reads only."""
     since = at - OVERNIGHT
-    s = conn.execute(text(
-        "SELECT"
-        " (SELECT count(*) FROM audit_log WHERE action_type = 'run' AND ts > :since AND ts <= :at) AS runs,"
-        " (SELECT count(*) FROM audit_log WHERE action_type = 'run' AND NOT success AND ts > :since AND ts <= :at)"
-        "   AS failed_runs,"
-        " (SELECT count(*) FROM incidents WHERE created_at > :since AND created_at <= :at) AS new_incidents,"
-        " (SELECT count(*) FROM notifications WHERE status = 'digest') AS waiting_digest,"
-        " (SELECT count(*) FROM notifications WHERE status = 'held') AS held,"
-        " (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL) AS dead_letters,"
-        " (SELECT count(*) FROM retry_jobs WHERE status IN ('pending', 'running')) AS retries"
-    ), {"since": since, "at": at}).one()
-    critical = conn.execute(text(
-        "SELECT severity, title, count(*) OVER () AS total FROM incidents"
-        " WHERE status = 'open' AND severity IN ('SEV0', 'SEV1') AND NOT archived"
-        " ORDER BY severity, created_at DESC LIMIT :n"
-    ), {"n": LISTED_INCIDENTS}).all()
+    s = conn.execute(STATUS_SQL, {"since": since, "at": at}).one()
+    critical = conn.execute(CRITICAL_SQL, {"n": LISTED_INCIDENTS}).all()
 
     sentences = [Sentence(0, f"Good morning. Here is your ops status for {local_day}.")]
     if critical:
